@@ -1,0 +1,1 @@
+"""On-premises roles: mobility service, configuration server, process server, master target."""

@@ -1,0 +1,1 @@
+"""The layer every lab service imports: clock, PKI, control API, tokens, service runtime."""

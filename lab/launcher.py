@@ -1,0 +1,472 @@
+"""Start and stop a lab: one OS process per service, bound to 127.0.0.1 on ports chosen at start.
+
+`up` prepares the state directory (topology, PKI, clock), chooses every port first (binding
+the sockets it hands over), writes lab.json, starts all services at once, and waits for each
+one's readiness probe with a deadline. If a service fails, or the user presses Ctrl-C, every
+process already started is stopped before `up` returns. `down` stops them gracefully, then by
+force, and never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import http.client
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environment import lab_environment
+from .kit.clock import CLOCK_FILE, LabClock
+from .kit.labinfo import LAB_FILE, TOPOLOGY_FILE, read_lab, write_json_atomic, write_lab
+from .kit.pki import LabPKI
+from .kit.procs import ProcRef, registered, stop_all
+from .services import ServiceDef, enabled_services, known_names
+from .topology import Topology, load_topology, to_json
+
+READY_TIMEOUT = 60.0
+LOG_TAIL_LINES = 25
+
+
+class LabError(Exception):
+    """A lab could not be started or stopped; the message is for the user."""
+
+
+class ServiceFailed(LabError):
+    def __init__(self, service: str, reason: str, log_tail: str):
+        self.service, self.reason, self.log_tail = service, reason, log_tail
+        super().__init__(f"service {service} {reason}\n--- last lines of its log ---\n{log_tail}")
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("DRLAB_STATE_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / ".lab"
+
+
+def find_node_modules() -> Path:
+    env = os.environ.get("DRLAB_NODE_MODULES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "node_modules"
+
+
+class Progress:
+    """What `up` reports while it works; the CLI renders it."""
+
+    def step(self, message: str) -> None: ...
+    def started(self, service: str, pid: int) -> None: ...
+    def ready(self, service: str, seconds: float) -> None: ...
+
+
+@dataclass
+class _Running:
+    svc: ServiceDef
+    proc: subprocess.Popen
+    ref: ProcRef
+    log: Path
+    log_offset: int
+
+
+@contextlib.contextmanager
+def _state_lock(state_dir: Path):
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LabError(
+                f"another drlab command is starting or stopping the lab in {state_dir}"
+            ) from None
+        yield
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM to `drlab up` stops what it started, as Ctrl-C does."""
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread (e.g. called from a test's worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    """Hold SIGINT/SIGTERM until the block ends, then raise KeyboardInterrupt.
+
+    A handler, not a blocked signal mask: children inherit a mask across exec, and a service
+    with SIGTERM blocked could not be stopped gracefully.
+    """
+    caught = []
+
+    def _note(signum, frame):
+        caught.append(signum)
+
+    try:
+        previous = {sig: signal.signal(sig, _note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def running_refs(lab: dict) -> list[ProcRef]:
+    refs = []
+    for name, info in lab.get("services", {}).items():
+        if info.get("pid"):
+            refs.append(ProcRef(info["pid"], info["started"], name))
+    return refs
+
+
+def lab_is_running(state_dir: Path) -> list[str]:
+    """Names of the services of this state directory's lab that are still alive."""
+    try:
+        lab = read_lab(state_dir)
+    except Exception:
+        return []
+    return [r.name for r in running_refs(lab) if r.alive()]
+
+
+# -- up ---------------------------------------------------------------------------------------
+def up(
+    topology_name: str = "default",
+    state_dir: str | os.PathLike | None = None,
+    clock_speed: float | None = None,
+    progress: Progress | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+) -> dict:
+    progress = progress or Progress()
+    state = Path(state_dir or default_state_dir()).resolve()
+    topology = load_topology(topology_name, known_services=known_names())
+    with _state_lock(state), _terminate_as_interrupt():
+        alive = lab_is_running(state)
+        if alive:
+            raise LabError(
+                f"a lab is already running in {state} (services: {', '.join(alive)}); "
+                f"stop it with `drlab down --state-dir {state}` or choose another --state-dir"
+            )
+        _sweep_leftovers(state)
+        return _up(topology, state, clock_speed, progress, ready_timeout)
+
+
+def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_timeout):
+    services = enabled_services(topology)
+    node_modules = _check_prerequisites(services)
+    for sub in ("logs", "services", "run"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(state / TOPOLOGY_FILE, to_json(topology))
+
+    progress.step("certificates")
+    pki = LabPKI(state / "pki")
+    pki.ensure_ca()
+    for svc in services:
+        pki.service_cert(svc.name)
+    pki.signing_key()
+
+    speed = clock_speed if clock_speed is not None else topology.clock.speed
+    LabClock.start(state / CLOCK_FILE, speed)
+
+    sockets = _choose_ports(topology, services)
+    urls = {s.name: f"https://127.0.0.1:{port}" for s, (port, _) in zip(services, sockets)}
+    lab = {
+        "version": 1,
+        "name": topology.name,
+        "status": "starting",
+        "state_dir": str(state),
+        "topology": topology.name,
+        "ca_cert": str(pki.ca_cert_path),
+        "ca_bundle": str(pki.bundle_path),
+        "clock_file": str(state / CLOCK_FILE),
+        "node_modules": str(node_modules) if node_modules else None,
+        "tenant_id": topology.entra.tenant_id,
+        "subscription_id": topology.azure.subscription_id,
+        "resource_group": topology.azure.resource_group,
+        "vault": topology.azure.vault,
+        "credentials": {
+            p.name: {"client_id": p.client_id, "client_secret": p.secret}
+            for p in topology.entra.principals
+        },
+        "services": {
+            s.name: {
+                "module": s.module,
+                "url": urls[s.name],
+                "port": port,
+                "log": str(state / "logs" / f"{s.name}.log"),
+                "pid": None,
+                "started": None,
+            }
+            for s, (port, _) in zip(services, sockets)
+        },
+        "env": lab_environment(topology, str(state), str(pki.bundle_path), urls),
+    }
+    write_lab(state, lab)
+
+    running: list[_Running] = []
+    try:
+        progress.step("starting services")
+        # Ctrl-C is held back while processes are spawned and recorded, so that none is
+        # started without being known; it is raised (and handled below) right after.
+        with _deferred_interrupts():
+            for svc, (_port, sock) in zip(services, sockets):
+                item = _spawn(svc, sock, state)
+                running.append(item)
+                lab["services"][svc.name].update(pid=item.ref.pid, started=item.ref.started)
+                progress.started(svc.name, item.ref.pid)
+            # Recorded at once, so `drlab down` can clean up even if this process dies now.
+            write_lab(state, lab)
+        for _port, sock in sockets:
+            if sock is not None:
+                sock.close()
+        _wait_ready(running, lab, pki.ca_cert_path, progress, ready_timeout)
+    except BaseException:
+        for _p, sock in sockets:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        _stop(running_refs(lab), lab)
+        lab["status"] = "stopped"
+        for info in lab["services"].values():
+            info.update(pid=None, started=None)
+        write_lab(state, lab)
+        raise
+    lab["status"] = "running"
+    lab["clock"] = LabClock(state / CLOCK_FILE).describe()
+    write_lab(state, lab)
+    return lab
+
+
+def _check_prerequisites(services: list[ServiceDef]) -> Path | None:
+    needs = [s.node_package for s in services if s.node_package]
+    if not needs:
+        return None
+    node_modules = find_node_modules()
+    for package in needs:
+        if not (node_modules / package / "package.json").exists():
+            raise LabError(
+                f"{package} is not installed: {node_modules / package} is missing. "
+                "Run `make install` (it runs `npm ci`) in the drlab checkout."
+            )
+    if shutil.which("node") is None:
+        raise LabError("node is not on PATH: Azurite needs Node.js 20 or newer")
+    return node_modules
+
+
+def _choose_ports(topology: Topology, services: list[ServiceDef]):
+    chosen = []
+    try:
+        for svc in services:
+            wanted = topology.services.get(svc.name)
+            port = wanted.port if wanted else 0
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise LabError(
+                        f"port {port} for service {svc.name} is already in use on 127.0.0.1; "
+                        "free it or set services.{svc.name}.port to 0 in the topology"
+                    ) from None
+                raise
+            port = sock.getsockname()[1]
+            if svc.handoff_socket:
+                sock.listen(128)
+                sock.set_inheritable(True)
+                chosen.append((port, sock))
+            else:
+                # The service binds the port itself a moment from now.
+                sock.close()
+                chosen.append((port, None))
+    except BaseException:
+        for _p, s in chosen:
+            if s is not None:
+                s.close()
+        raise
+    return chosen
+
+
+def _spawn(svc: ServiceDef, sock: socket.socket | None, state: Path) -> _Running:
+    log_path = state / "logs" / f"{svc.name}.log"
+    env = dict(os.environ, DRLAB_STATE_DIR=str(state), DRLAB_SERVICE=svc.name)
+    env.pop("DRLAB_LISTEN_FD", None)
+    pass_fds = ()
+    if sock is not None:
+        env["DRLAB_LISTEN_FD"] = str(sock.fileno())
+        pass_fds = (sock.fileno(),)
+    with open(log_path, "ab") as log:
+        offset = log.tell()
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {svc.name}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", svc.module],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            # Its own session: a Ctrl-C at the terminal reaches the launcher, which stops the
+            # lab in order, and the lab outlives the `drlab up` that started it.
+            start_new_session=True,
+            close_fds=True,
+        )
+    return _Running(svc, proc, ProcRef.of(proc.pid, svc.name), log_path, offset)
+
+
+def _probe(url: str, path: str, ctx: ssl.SSLContext, any_status: bool) -> bool:
+    host, port = url.removeprefix("https://").split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=2)
+    try:
+        conn.request("GET", path)
+        status = conn.getresponse().status
+        return any_status or status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _wait_ready(running, lab, ca: Path, progress: Progress, timeout: float) -> None:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    pending = list(running)
+    while pending:
+        for item in list(pending):
+            code = item.proc.poll()
+            if code is not None:
+                raise ServiceFailed(
+                    item.svc.name, f"exited with status {code} while starting", _tail(item)
+                )
+            url = lab["services"][item.svc.name]["url"]
+            if _probe(url, item.svc.probe_path, ctx, item.svc.probe_any_status):
+                pending.remove(item)
+                progress.ready(item.svc.name, time.monotonic() - t0)
+        if pending:
+            if time.monotonic() > deadline:
+                item = pending[0]
+                raise ServiceFailed(
+                    item.svc.name, f"was not ready within {timeout:.0f} s", _tail(item)
+                )
+            time.sleep(0.02)
+
+
+def _tail(item: _Running) -> str:
+    try:
+        with open(item.log, "rb") as f:
+            f.seek(item.log_offset)
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
+
+
+# -- down -------------------------------------------------------------------------------------
+def down(state_dir: str | os.PathLike | None = None) -> list[str]:
+    """Stop the lab in `state_dir`; returns the names of the services that were running."""
+    state = Path(state_dir or default_state_dir()).resolve()
+    if not (state / LAB_FILE).exists():
+        raise LabError(f"no lab in {state} (no {LAB_FILE})")
+    with _state_lock(state):
+        lab = read_lab(state)
+        refs = running_refs(lab)
+        names = [r.name for r in refs if r.alive()]
+        _stop(refs, lab)
+        _sweep_leftovers(state)
+        lab["status"] = "stopped"
+        if "clock_file" in lab and Path(lab["clock_file"]).exists():
+            lab["clock"] = LabClock(lab["clock_file"]).describe()
+        for info in lab["services"].values():
+            info.update(pid=None, started=None)
+        write_lab(state, lab)
+        return names
+
+
+def _stop(refs: list[ProcRef], lab: dict) -> None:
+    # Processes the services started (guests) go first: they write to what the services serve.
+    state = Path(lab["state_dir"])
+    stop_all(registered(state), grace=2.0)
+    for path in (state / "run" / "procs").glob("*.json"):
+        path.unlink(missing_ok=True)
+    markers = {svc.name: svc.stopped_marker for svc in _defs() if svc.stopped_marker is not None}
+    offsets = {}
+    for ref in refs:
+        if ref.name in markers:
+            log = Path(lab["services"][ref.name]["log"])
+            offsets[ref.name] = log.stat().st_size if log.exists() else 0
+
+    def finished(ref: ProcRef) -> bool:
+        marker = markers.get(ref.name)
+        if marker is None:
+            return False
+        with open(lab["services"][ref.name]["log"], "rb") as f:
+            f.seek(offsets[ref.name])
+            return marker.encode() in f.read()
+
+    stop_all(list(reversed(refs)), grace=5.0, done=finished)
+
+
+def _defs():
+    from .services import SERVICES
+
+    return SERVICES
+
+
+def _sweep_leftovers(state: Path) -> None:
+    """Stop guests a crashed service left registered."""
+    left = registered(state)
+    if left:
+        stop_all(left, grace=1.0)
+        for path in (state / "run" / "procs").glob("*.json"):
+            path.unlink(missing_ok=True)
+
+
+def status(state_dir: str | os.PathLike | None = None, timeout: float = 2.0) -> dict:
+    state = Path(state_dir or default_state_dir()).resolve()
+    lab = read_lab(state)
+    ctx = ssl.create_default_context(cafile=lab["ca_cert"])
+    defs = {s.name: s for s in _defs()}
+    rows = {}
+    for name, info in lab["services"].items():
+        alive = bool(info.get("pid")) and ProcRef(info["pid"], info["started"], name).alive()
+        svc = defs.get(name)
+        healthy = False
+        if alive and svc is not None:
+            path = "/_lab/health" if svc.handoff_socket else svc.probe_path
+            healthy = _probe(info["url"], path, ctx, svc.probe_any_status)
+        rows[name] = {
+            "pid": info.get("pid") if alive else None,
+            "url": info["url"],
+            "running": alive,
+            "healthy": healthy,
+        }
+    return {
+        "state_dir": str(state),
+        "status": lab.get("status"),
+        "all_healthy": bool(rows) and all(r["healthy"] for r in rows.values()),
+        "services": rows,
+    }

@@ -1,0 +1,59 @@
+"""The services a lab runs: name, the module that runs it, how it is probed and stopped.
+
+The launcher starts each as `python -m <module>`; it imports none of them. Order matters only
+for display and stop: services start in parallel and stop in reverse order (clients before
+the stores they write to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .topology import Topology
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str
+    module: str
+    # True: the launcher binds the socket and hands it over (DRLAB_LISTEN_FD); False: the
+    # service is given a free port number and binds it itself (Azurite, a Node process).
+    handoff_socket: bool = True
+    probe_path: str = "/_lab/ready"
+    # Any HTTP answer counts as ready (Azurite has no /_lab/ready; an auth error is an answer).
+    probe_any_status: bool = False
+    # A log line that means the service finished its graceful stop even if it lingers.
+    stopped_marker: str | None = None
+    # An npm package (in node_modules) the service runs.
+    node_package: str | None = None
+    enabled: Callable[[Topology], bool] = lambda topo: True
+
+
+SERVICES: list[ServiceDef] = [
+    ServiceDef(
+        "azurite",
+        "fakes.azure.storage",
+        handoff_socket=False,
+        probe_path="/",
+        probe_any_status=True,
+        stopped_marker="Azurite Blob service successfully closed",
+        node_package="azurite",
+    ),
+    ServiceDef("entra", "fakes.azure.entra"),
+]
+
+
+def enabled_services(topology: Topology) -> list[ServiceDef]:
+    chosen = []
+    for svc in SERVICES:
+        override = topology.services.get(svc.name)
+        if override is not None and not override.enabled:
+            continue
+        if svc.enabled(topology):
+            chosen.append(svc)
+    return chosen
+
+
+def known_names() -> set[str]:
+    return {s.name for s in SERVICES}

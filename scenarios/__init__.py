@@ -1,0 +1,1 @@
+"""Drills: one module per scenario, steps with narration and checks."""
