@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
@@ -11,45 +10,13 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from . import launcher
+from .commands import register_all
+from .commands._common import err, friendly_errors, out, state_dir_option
 from .kit.clock import LabClock, format_duration, parse_duration
 from .kit.labinfo import LabNotFound, read_lab
-from .topology import TopologyError
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def state_dir_option(f):
-    @click.option(
-        "--state-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="DRLAB_STATE_DIR",
-        default=None,
-        help="The lab's state directory (default: .lab/ in the checkout; env DRLAB_STATE_DIR).",
-    )
-    @functools.wraps(f)
-    def wrapper(*args, state_dir=None, **kwargs):
-        return f(*args, state_dir=(state_dir or launcher.default_state_dir()).resolve(), **kwargs)
-
-    return wrapper
-
-
-def friendly_errors(f):
-    """Users get a message, not a traceback, for the errors they can fix."""
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except (launcher.LabError, TopologyError, LabNotFound, ValueError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group()
@@ -240,6 +207,8 @@ def clock_speed(speed, state_dir):
     c.set_speed(speed)
     click.echo(f"lab clock runs at {speed:g}x")
 
+
+register_all(main)
 
 if __name__ == "__main__":
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -119,6 +119,154 @@ class StorageSpec(_Model):
         return self
 
 
+Size = Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$")]
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+}
+
+
+def parse_size(text: str | int) -> int:
+    """'4GiB', '512MiB', '2TiB' or a number of bytes -> bytes."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text.strip())
+    if not match or match.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 4GiB, 512MiB, 2TiB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+class AccountSpec(_Model):
+    user: str = Field(min_length=1)
+    password: str = Field(min_length=1)
+
+
+class WorkloadSpec(_Model):
+    """What a VM's guest runs: a write generator and a journaled application."""
+
+    churn_mb_s: float = Field(0.05, ge=0, le=200)  # write generator, MB/s; 0 = idle
+    io_size_kb: int = Field(8, ge=4, le=4096)  # multiple of 4 KiB
+    hot_fraction: float = Field(0.1, gt=0, le=1)  # share of the disk that is hot
+    hot_share: float = Field(0.8, ge=0, le=1)  # share of writes that go to the hot region
+    app: bool = True  # the journaled application on the last disk
+    app_tps: float = Field(5.0, ge=0, le=1000)  # application transactions per second
+    quiesce: bool = False  # the application can be quiesced (VSS-like), Windows-like VMs
+    seed: int | None = None  # deterministic writes; default derived from the VM name
+
+    @field_validator("io_size_kb")
+    @classmethod
+    def _aligned(cls, v):
+        if v % 4:
+            raise ValueError("must be a multiple of 4 (KiB)")
+        return v
+
+
+class NicSpec(_Model):
+    network: str
+    ip: str
+    mac: str | None = Field(None, pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+
+
+class DiskSpec(_Model):
+    size: Size
+    datastore: str | None = None  # default: the VM's datastore
+
+    @field_validator("size")
+    @classmethod
+    def _min(cls, v):
+        if parse_size(v) < 2**20 or parse_size(v) % 512:
+            raise ValueError("a disk is at least 1 MiB and a multiple of 512 bytes")
+        return v
+
+
+class VmSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
+    os_family: str = Field(pattern=r"^(windows|linux)$")
+    guest_id: str  # vSphere guest id, e.g. windows2019srv_64Guest, rhel8_64Guest
+    host: str
+    datastore: str
+    cpus: int = Field(2, ge=1, le=128)
+    memory_mb: int = Field(4096, ge=128)
+    power: str = Field("on", pattern=r"^(on|off)$")
+    nics: list[NicSpec] = Field(min_length=1)
+    disks: list[DiskSpec] = Field(min_length=1, max_length=16)  # disk 0 is the OS disk
+    workload: WorkloadSpec = WorkloadSpec()
+    guest_account: AccountSpec | None = None  # default: vcenter.guest_accounts[os_family]
+
+
+class HostSpec(_Model):
+    name: str
+    cpus: int = 16
+    memory_gb: int = 128
+
+
+class ClusterSpec(_Model):
+    name: str
+    hosts: list[HostSpec] = Field(min_length=1)
+
+
+class DatastoreSpec(_Model):
+    name: str
+    capacity: Size = "1TiB"  # advertised capacity; free = capacity - bytes allocated in it
+
+
+class NetworkSpec(_Model):
+    name: str
+    subnet: str = "10.10.0.0/24"
+
+
+class DatacenterSpec(_Model):
+    name: str
+    clusters: list[ClusterSpec] = Field(min_length=1)
+    datastores: list[DatastoreSpec] = Field(min_length=1)
+    networks: list[NetworkSpec] = Field(min_length=1)
+    vms: list[VmSpec] = []
+
+    @model_validator(mode="after")
+    def _references(self):
+        hosts = {h.name for c in self.clusters for h in c.hosts}
+        stores = {d.name for d in self.datastores}
+        nets = {n.name for n in self.networks}
+        _unique_by(self.vms, "name")
+        _unique_by(self.datastores, "name")
+        for vm in self.vms:
+            if vm.host not in hosts:
+                raise ValueError(f"vm {vm.name}: host {vm.host!r} is not in this datacenter")
+            for ds in [vm.datastore] + [d.datastore for d in vm.disks if d.datastore]:
+                if ds not in stores:
+                    raise ValueError(f"vm {vm.name}: datastore {ds!r} is not in this datacenter")
+            for nic in vm.nics:
+                if nic.network not in nets:
+                    raise ValueError(f"vm {vm.name}: network {nic.network!r} is not defined")
+        return self
+
+
+class VCenterSpec(_Model):
+    user: str = "administrator@vsphere.local"
+    password: str = Field(min_length=8)
+    session_timeout_minutes: int = Field(30, ge=1)
+    guest_accounts: dict[str, AccountSpec]  # os_family -> the guest OS's admin account
+    datacenters: list[DatacenterSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _accounts(self):
+        for dc in self.datacenters:
+            for vm in dc.vms:
+                if vm.guest_account is None and vm.os_family not in self.guest_accounts:
+                    raise ValueError(
+                        f"vm {vm.name}: no guest_account and no guest_accounts.{vm.os_family}"
+                    )
+        return self
+
+
 class ServiceSpec(_Model):
     port: Port = 0
     enabled: bool = True
@@ -131,6 +279,7 @@ class Topology(_Model):
     entra: EntraSpec
     azure: AzureSpec
     storage: StorageSpec
+    vcenter: VCenterSpec | None = None
     services: dict[str, ServiceSpec] = {}
 
     @model_validator(mode="after")
