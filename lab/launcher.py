@@ -191,7 +191,7 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
     LabClock.start(state / CLOCK_FILE, speed)
 
     sockets = _choose_ports(topology, services)
-    urls = {s.name: f"https://127.0.0.1:{port}" for s, (port, _) in zip(services, sockets)}
+    urls = {s.name: f"https://127.0.0.1:{port}" for s, (port, _, _) in zip(services, sockets)}
     lab = {
         "version": 1,
         "name": topology.name,
@@ -216,10 +216,11 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
                 "url": urls[s.name],
                 "port": port,
                 "log": str(state / "logs" / f"{s.name}.log"),
+                "ports": {name: extra[0] for name, extra in extras.items()},
                 "pid": None,
                 "started": None,
             }
-            for s, (port, _) in zip(services, sockets)
+            for s, (port, _, extras) in zip(services, sockets)
         },
         "env": lab_environment(topology, str(state), str(pki.bundle_path), urls),
     }
@@ -231,22 +232,17 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
         # Ctrl-C is held back while processes are spawned and recorded, so that none is
         # started without being known; it is raised (and handled below) right after.
         with _deferred_interrupts():
-            for svc, (_port, sock) in zip(services, sockets):
-                item = _spawn(svc, sock, state)
+            for svc, (_port, sock, extras) in zip(services, sockets):
+                item = _spawn(svc, sock, extras, state)
                 running.append(item)
                 lab["services"][svc.name].update(pid=item.ref.pid, started=item.ref.started)
                 progress.started(svc.name, item.ref.pid)
             # Recorded at once, so `drlab down` can clean up even if this process dies now.
             write_lab(state, lab)
-        for _port, sock in sockets:
-            if sock is not None:
-                sock.close()
+        _close_sockets(sockets)  # the services hold their own copies now
         _wait_ready(running, lab, pki.ca_cert_path, progress, ready_timeout)
     except BaseException:
-        for _p, sock in sockets:
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+        _close_sockets(sockets)
         _stop(running_refs(lab), lab)
         lab["status"] = "stopped"
         for info in lab["services"].values():
@@ -275,49 +271,69 @@ def _check_prerequisites(services: list[ServiceDef]) -> Path | None:
     return node_modules
 
 
+def _bind(port: int, service: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise LabError(
+                f"port {port} for service {service} is already in use on 127.0.0.1; "
+                f"free it or set services.{service}.port to 0 in the topology"
+            ) from None
+        raise
+    return sock
+
+
 def _choose_ports(topology: Topology, services: list[ServiceDef]):
+    """(port, socket or None, {extra name: (port, socket)}) per service, all bound now."""
     chosen = []
     try:
         for svc in services:
             wanted = topology.services.get(svc.name)
-            port = wanted.port if wanted else 0
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError as exc:
-                sock.close()
-                if exc.errno == errno.EADDRINUSE:
-                    raise LabError(
-                        f"port {port} for service {svc.name} is already in use on 127.0.0.1; "
-                        "free it or set services.{svc.name}.port to 0 in the topology"
-                    ) from None
-                raise
+            sock = _bind(wanted.port if wanted else 0, svc.name)
             port = sock.getsockname()[1]
+            extras = {}
+            chosen.append((port, None, extras))
+            for extra in svc.extra_ports:
+                extra_sock = _bind(0, f"{svc.name} ({extra})")
+                extra_sock.listen(128)
+                extra_sock.set_inheritable(True)
+                extras[extra] = (extra_sock.getsockname()[1], extra_sock)
             if svc.handoff_socket:
                 sock.listen(128)
                 sock.set_inheritable(True)
-                chosen.append((port, sock))
+                chosen[-1] = (port, sock, extras)
             else:
                 # The service binds the port itself a moment from now.
                 sock.close()
-                chosen.append((port, None))
     except BaseException:
-        for _p, s in chosen:
-            if s is not None:
-                s.close()
+        _close_sockets(chosen)
         raise
     return chosen
 
 
-def _spawn(svc: ServiceDef, sock: socket.socket | None, state: Path) -> _Running:
+def _close_sockets(chosen) -> None:
+    for _port, sock, extras in chosen:
+        for s in [sock, *(e[1] for e in extras.values())]:
+            if s is not None:
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+def _spawn(svc: ServiceDef, sock: socket.socket | None, extras: dict, state: Path) -> _Running:
     log_path = state / "logs" / f"{svc.name}.log"
-    env = dict(os.environ, DRLAB_STATE_DIR=str(state), DRLAB_SERVICE=svc.name)
-    env.pop("DRLAB_LISTEN_FD", None)
-    pass_fds = ()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRLAB_LISTEN_FD")}
+    env.update(DRLAB_STATE_DIR=str(state), DRLAB_SERVICE=svc.name)
+    pass_fds = []
     if sock is not None:
         env["DRLAB_LISTEN_FD"] = str(sock.fileno())
-        pass_fds = (sock.fileno(),)
+        pass_fds.append(sock.fileno())
+    for name, (_port, extra) in extras.items():
+        env[f"DRLAB_LISTEN_FD_{name.upper()}"] = str(extra.fileno())
+        pass_fds.append(extra.fileno())
     with open(log_path, "ab") as log:
         offset = log.tell()
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {svc.name}\n".encode())
@@ -328,7 +344,7 @@ def _spawn(svc: ServiceDef, sock: socket.socket | None, state: Path) -> _Running
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            pass_fds=pass_fds,
+            pass_fds=tuple(pass_fds),
             # Its own session: a Ctrl-C at the terminal reaches the launcher, which stops the
             # lab in order, and the lab outlives the `drlab up` that started it.
             start_new_session=True,

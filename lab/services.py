@@ -27,6 +27,9 @@ class ServiceDef:
     stopped_marker: str | None = None
     # An npm package (in node_modules) the service runs.
     node_package: str | None = None
+    # More sockets besides its HTTPS one (e.g. "smtp"): each handed over as
+    # DRLAB_LISTEN_FD_<NAME>, its port published in lab.json under services.<name>.ports.
+    extra_ports: tuple[str, ...] = ()
     enabled: Callable[[Topology], bool] = lambda topo: True
 
 

@@ -267,6 +267,56 @@ class VCenterSpec(_Model):
         return self
 
 
+class SasRuleSpec(_Model):
+    name: str
+    key: str
+    rights: list[str] = Field(default_factory=lambda: ["Send", "Listen"])
+
+    @field_validator("rights")
+    @classmethod
+    def _rights(cls, v):
+        bad = set(v) - {"Send", "Listen", "Manage"}
+        if bad:
+            raise ValueError(f"unknown rights: {', '.join(sorted(bad))}")
+        return v
+
+
+class QueueSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,259}$")
+    lock_duration_seconds: int = Field(60, ge=5, le=300)
+    max_delivery_count: int = Field(10, ge=1)
+    max_size_mb: int = Field(1024, ge=1)
+
+
+class SubscriptionSpec(_Model):
+    name: str
+    lock_duration_seconds: int = Field(60, ge=5, le=300)
+    max_delivery_count: int = Field(10, ge=1)
+
+
+class TopicSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,259}$")
+    max_size_mb: int = Field(1024, ge=1)
+    subscriptions: list[SubscriptionSpec] = []
+
+
+class ServiceBusSpec(_Model):
+    """The monitoring and diagnostics namespace the lab publishes its events to."""
+
+    namespace: str = Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{4,48}[A-Za-z0-9]$")
+    max_message_kb: int = Field(256, ge=1, le=102400)
+    sas_rules: list[SasRuleSpec] = []
+    queues: list[QueueSpec] = []
+    topics: list[TopicSpec] = []
+
+
+class MailSpec(_Model):
+    """The lab's mail sink: where RPO and health alerts are e-mailed."""
+
+    sender: str = "asr-alerts@drlab.local"
+    recipients: list[str] = Field(default_factory=lambda: ["dr-team@drlab.local"])
+
+
 class ServiceSpec(_Model):
     port: Port = 0
     enabled: bool = True
@@ -280,6 +330,8 @@ class Topology(_Model):
     azure: AzureSpec
     storage: StorageSpec
     vcenter: VCenterSpec | None = None
+    servicebus: ServiceBusSpec | None = None
+    mail: MailSpec | None = None
     services: dict[str, ServiceSpec] = {}
 
     @model_validator(mode="after")

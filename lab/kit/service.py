@@ -125,10 +125,10 @@ def tls_context(cert: CertPaths) -> ssl.SSLContext:
     return ctx
 
 
-def listening_socket() -> socket.socket:
-    """The socket the launcher bound for this service."""
-    fd = int(os.environ["DRLAB_LISTEN_FD"])
-    return socket.socket(fileno=fd)
+def listening_socket(extra: str | None = None) -> socket.socket:
+    """The socket the launcher bound for this service (or one of its extra ports)."""
+    var = "DRLAB_LISTEN_FD" if extra is None else f"DRLAB_LISTEN_FD_{extra.upper()}"
+    return socket.socket(fileno=int(os.environ[var]))
 
 
 def serve_http(ctx: ServiceContext, app, on_stop: Callable[[], None] | None = None) -> None:
