@@ -271,20 +271,27 @@ def _check_prerequisites(services: list[ServiceDef]) -> Path | None:
     return node_modules
 
 
-def _bind(port: int, service: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
+def _bind(port: int, service: str, wait: float = 0.0) -> socket.socket:
+    """Bind 127.0.0.1:port; `wait` covers a process that is still exiting (its other threads
+    hold the socket for a moment after it shows as a zombie)."""
+    deadline = time.monotonic() + wait
+    while True:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            if time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
             raise LabError(
                 f"port {port} for service {service} is already in use on 127.0.0.1; "
                 f"free it or set services.{service}.port to 0 in the topology"
             ) from None
-        raise
-    return sock
 
 
 def _choose_ports(topology: Topology, services: list[ServiceDef]):
@@ -459,6 +466,54 @@ def _sweep_leftovers(state: Path) -> None:
         stop_all(left, grace=1.0)
         for path in (state / "run" / "procs").glob("*.json"):
             path.unlink(missing_ok=True)
+
+
+def restart_service(
+    state_dir: str | os.PathLike, name: str, *, kill: bool = False, timeout: float = READY_TIMEOUT
+) -> dict:
+    """Stop one service of a running lab (SIGTERM, or SIGKILL with `kill=True` to emulate a
+    crash) and start it again on the same port; returns its new lab.json entry."""
+    state = Path(state_dir).resolve()
+    with _state_lock(state):
+        lab = read_lab(state)
+        if name not in lab["services"]:
+            raise LabError(f"no service named {name!r} in the lab in {state}")
+        info = lab["services"][name]
+        svc = next(s for s in _defs() if s.name == name)
+        ref = ProcRef(info["pid"], info["started"], name) if info.get("pid") else None
+        if ref is not None and ref.alive():
+            if kill:
+                stop_all([ref], grace=0.0)
+            else:
+                _stop([ref], lab)
+        sock = _bind(info["port"], name, wait=5.0)
+        if not svc.handoff_socket:  # it binds the port itself; it only had to be free
+            sock.close()
+            sock = None
+        extras = {}
+        try:
+            if sock is not None:
+                sock.listen(128)
+                sock.set_inheritable(True)
+            for extra, port in info.get("ports", {}).items():
+                extra_sock = _bind(port, f"{name} ({extra})", wait=5.0)
+                extra_sock.listen(128)
+                extra_sock.set_inheritable(True)
+                extras[extra] = (port, extra_sock)
+            with _deferred_interrupts():
+                item = _spawn(svc, sock, extras, state)
+                info.update(pid=item.ref.pid, started=item.ref.started)
+                write_lab(state, lab)
+        finally:
+            _close_sockets([(info["port"], sock, extras)])
+        try:
+            _wait_ready([item], lab, Path(lab["ca_cert"]), Progress(), timeout)
+        except BaseException:
+            stop_all([item.ref], grace=2.0)
+            info.update(pid=None, started=None)
+            write_lab(state, lab)
+            raise
+        return info
 
 
 def status(state_dir: str | os.PathLike | None = None, timeout: float = 2.0) -> dict:

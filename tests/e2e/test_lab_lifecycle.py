@@ -236,3 +236,42 @@ def test_commands_read_drlab_state_dir(tmp_path):
         assert f"export DRLAB_STATE_DIR={state}" in out
     finally:
         subprocess.run([sys.executable, "-m", "lab.cli", "down"], env=env, capture_output=True)
+
+
+def test_restart_service_keeps_its_port(tmp_path):
+    from lab import launcher
+
+    state = tmp_path / "lab"
+    try:
+        lab = launcher.up("default", state)
+        before = lab["services"]["entra"]
+        after = launcher.restart_service(state, "entra", kill=True)
+        assert after["port"] == before["port"]
+        assert after["pid"] != before["pid"]
+        assert not pid_alive(before["pid"], before["started"])
+        assert launcher.status(state)["all_healthy"]
+    finally:
+        launcher.down(state)
+
+
+def test_restarted_azurite_keeps_its_data(tmp_path):
+    import uuid
+
+    from azure.storage.blob import BlobServiceClient
+
+    from lab import launcher
+    from tests.conftest import LabHandle
+
+    state = tmp_path / "lab"
+    try:
+        lab = LabHandle(state, launcher.up("default", state))
+        service = BlobServiceClient(
+            lab.env["DRLAB_BLOB_URL"], credential=lab.credential(), connection_verify=lab.ca
+        )
+        name = f"t-{uuid.uuid4().hex[:12]}"
+        service.create_container(name).upload_blob("kept", b"survives a restart")
+        launcher.restart_service(state, "azurite")
+        data = service.get_container_client(name).download_blob("kept").readall()
+        assert data == b"survives a restart"
+    finally:
+        launcher.down(state)
