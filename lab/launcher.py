@@ -21,7 +21,7 @@ import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .environment import lab_environment
@@ -29,7 +29,7 @@ from .kit.clock import CLOCK_FILE, LabClock
 from .kit.labinfo import LAB_FILE, TOPOLOGY_FILE, read_lab, write_json_atomic, write_lab
 from .kit.pki import LabPKI
 from .kit.procs import ProcRef, registered, stop_all
-from .services import ServiceDef, enabled_services, known_names
+from .services import ServiceDef, definition, enabled_services, known_names
 from .topology import Topology, load_topology, to_json
 
 READY_TIMEOUT = 60.0
@@ -161,7 +161,7 @@ def up(
 ) -> dict:
     progress = progress or Progress()
     state = Path(state_dir or default_state_dir()).resolve()
-    topology = load_topology(topology_name, known_services=known_names())
+    topology = load_topology(topology_name, known_services=known_names)
     with _state_lock(state), _terminate_as_interrupt():
         alive = lab_is_running(state)
         if alive:
@@ -212,6 +212,7 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
         },
         "services": {
             s.name: {
+                "role": s.role,
                 "module": s.module,
                 "url": urls[s.name],
                 "port": port,
@@ -435,7 +436,11 @@ def _stop(refs: list[ProcRef], lab: dict) -> None:
     stop_all(registered(state), grace=2.0)
     for path in (state / "run" / "procs").glob("*.json"):
         path.unlink(missing_ok=True)
-    markers = {svc.name: svc.stopped_marker for svc in _defs() if svc.stopped_marker is not None}
+    markers = {}
+    for name, info in lab["services"].items():
+        svc = definition(info.get("role", name))
+        if svc is not None and svc.stopped_marker is not None:
+            markers[name] = svc.stopped_marker
     offsets = {}
     for ref in refs:
         if ref.name in markers:
@@ -451,12 +456,6 @@ def _stop(refs: list[ProcRef], lab: dict) -> None:
             return marker.encode() in f.read()
 
     stop_all(list(reversed(refs)), grace=5.0, done=finished)
-
-
-def _defs():
-    from .services import SERVICES
-
-    return SERVICES
 
 
 def _sweep_leftovers(state: Path) -> None:
@@ -479,7 +478,10 @@ def restart_service(
         if name not in lab["services"]:
             raise LabError(f"no service named {name!r} in the lab in {state}")
         info = lab["services"][name]
-        svc = next(s for s in _defs() if s.name == name)
+        svc = definition(info.get("role", name))
+        if svc is None:
+            raise LabError(f"service {name} has no definition in this drlab version")
+        svc = replace(svc, name=name)
         ref = ProcRef(info["pid"], info["started"], name) if info.get("pid") else None
         if ref is not None and ref.alive():
             if kill:
@@ -520,11 +522,10 @@ def status(state_dir: str | os.PathLike | None = None, timeout: float = 2.0) -> 
     state = Path(state_dir or default_state_dir()).resolve()
     lab = read_lab(state)
     ctx = ssl.create_default_context(cafile=lab["ca_cert"])
-    defs = {s.name: s for s in _defs()}
     rows = {}
     for name, info in lab["services"].items():
         alive = bool(info.get("pid")) and ProcRef(info["pid"], info["started"], name).alive()
-        svc = defs.get(name)
+        svc = definition(info.get("role", name))
         healthy = False
         if alive and svc is not None:
             path = "/_lab/health" if svc.handoff_socket else svc.probe_path

@@ -8,7 +8,7 @@ the stores they write to).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .topology import Topology
 
@@ -30,6 +30,15 @@ class ServiceDef:
     # More sockets besides its HTTPS one (e.g. "smtp"): each handed over as
     # DRLAB_LISTEN_FD_<NAME>, its port published in lab.json under services.<name>.ports.
     extra_ports: tuple[str, ...] = ()
+    # A role with several instances (process servers): the names of its services, from the
+    # topology. Each instance runs the same module under its own name; `role` keeps the
+    # definition's name.
+    instances: Callable[[Topology], list[str]] | None = None
+    role: str = ""
+
+    def __post_init__(self):
+        if not self.role:
+            object.__setattr__(self, "role", self.name)
     enabled: Callable[[Topology], bool] = lambda topo: True
 
 
@@ -50,13 +59,23 @@ SERVICES: list[ServiceDef] = [
 def enabled_services(topology: Topology) -> list[ServiceDef]:
     chosen = []
     for svc in SERVICES:
-        override = topology.services.get(svc.name)
-        if override is not None and not override.enabled:
+        if not svc.enabled(topology):
             continue
-        if svc.enabled(topology):
-            chosen.append(svc)
+        names = svc.instances(topology) if svc.instances else [svc.name]
+        for name in names:
+            override = topology.services.get(name)
+            if override is not None and not override.enabled:
+                continue
+            chosen.append(replace(svc, name=name, role=svc.role))
     return chosen
 
 
-def known_names() -> set[str]:
-    return {s.name for s in SERVICES}
+def definition(role: str) -> ServiceDef | None:
+    return next((s for s in SERVICES if s.role == role), None)
+
+
+def known_names(topology: Topology) -> set[str]:
+    names = set()
+    for svc in SERVICES:
+        names.update(svc.instances(topology) if svc.instances else [svc.name])
+    return names

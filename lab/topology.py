@@ -402,6 +402,8 @@ def load_topology(name_or_path: str = "default", known_services=None) -> Topolog
             str(path), _line_of(root, loc), ".".join(map(str, loc)) or None, _message(err)
         ) from None
     if known_services is not None:
+        if callable(known_services):
+            known_services = known_services(topo)
         for name in topo.services:
             if name not in known_services:
                 raise TopologyError(
