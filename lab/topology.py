@@ -317,6 +317,42 @@ class MailSpec(_Model):
     recipients: list[str] = Field(default_factory=lambda: ["dr-team@drlab.local"])
 
 
+class ConfigurationServerSpec(_Model):
+    name: str = Field("cs-01", pattern=r"^[a-z][-a-z0-9]{1,30}$")
+    ip: str = "10.10.0.5"
+    # How often the configuration server re-reads vCenter inventory as well as watching it.
+    discovery_interval_seconds: float = Field(30, gt=0)
+    heartbeat_interval_seconds: float = Field(5, gt=0)
+
+
+class ProcessServerSpec(_Model):
+    name: str = Field(pattern=r"^ps-[a-z0-9][-a-z0-9]{0,28}$")
+    ip: str
+    cache_capacity: Size = "4GiB"
+    upload_threads: int = Field(4, ge=1, le=32)
+
+
+class MasterTargetSpec(_Model):
+    name: str = Field(pattern=r"^mt-[a-z0-9][-a-z0-9]{0,28}$")
+    ip: str
+    os_family: str = Field("windows", pattern=r"^(windows|linux)$")
+    retention_capacity: Size = "100GiB"
+
+
+class OnPremSpec(_Model):
+    """The on-premises roles of the seed: configuration, process and master target servers."""
+
+    configuration_server: ConfigurationServerSpec = ConfigurationServerSpec()
+    process_servers: list[ProcessServerSpec] = Field(min_length=1)
+    master_targets: list[MasterTargetSpec] = []
+
+    @model_validator(mode="after")
+    def _unique(self):
+        _unique_by(self.process_servers, "name")
+        _unique_by(self.master_targets, "name")
+        return self
+
+
 class ServiceSpec(_Model):
     port: Port = 0
     enabled: bool = True
@@ -330,6 +366,7 @@ class Topology(_Model):
     azure: AzureSpec
     storage: StorageSpec
     vcenter: VCenterSpec | None = None
+    onprem: OnPremSpec | None = None
     servicebus: ServiceBusSpec | None = None
     mail: MailSpec | None = None
     services: dict[str, ServiceSpec] = {}
