@@ -24,6 +24,9 @@ own. This is the whole surface a component inside a guest may use:
                                   because the block outlasted `timeout` seconds.
     stopping                      a threading.Event set when the OS begins to shut down
     environment, cwd              for a program: what start_program passed
+    read_file(path), write_file(path, data)
+                                  the guest file system (what file transfers put there), e.g.
+                                  an installer reading its configuration
     log                           a logger named after the module
 """
 
@@ -114,6 +117,13 @@ class GuestAPI:
 
     def quiesce(self, timeout: float = 10.0):
         return self._guest.quiesce(timeout)
+
+    # -- the guest file system ----------------------------------------------------------------
+    def read_file(self, guest_path: str) -> bytes:
+        return self._guest.fs.get(guest_path)
+
+    def write_file(self, guest_path: str, data: bytes) -> None:
+        self._guest.fs.put(guest_path, data, True)
 
     def __repr__(self) -> str:
         return f"GuestAPI({self.vm_name!r}, owner={self.owner!r})"

@@ -1,0 +1,68 @@
+"""HTTPS routes of the configuration server (the role of its port 443): thin views."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from lab.kit.control import LabControl
+from lab.kit.web import create_app as create_lab_app
+
+from .registrar import BadRequest, NotRegistered, RegistrationRefused
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def create_app(server):
+    """`server` is the ConfigServer (see service.py)."""
+    control = LabControl(
+        name=server.name, ready=server.ready, state=server.state, reset=server.reset
+    )
+    app = create_lab_app(__name__, control)
+    registrar = server.registrar
+
+    @app.errorhandler(BadRequest)
+    @app.errorhandler(NotRegistered)
+    @app.errorhandler(RegistrationRefused)
+    def _error(exc):
+        return jsonify({"error": {"code": exc.code, "message": str(exc)}}), exc.status
+
+    @app.post("/v1/process-servers/register")
+    def register_process_server():
+        return jsonify(registrar.register_server("process_servers", _body()))
+
+    @app.post("/v1/process-servers/<server_id>/health")
+    def process_server_health(server_id):
+        registrar.server_health(
+            "process_servers", server_id, request.headers.get("Authorization"), _body()
+        )
+        return jsonify({"ok": True})
+
+    @app.post("/v1/master-targets/register")
+    def register_master_target():
+        return jsonify(registrar.register_server("master_targets", _body()))
+
+    @app.post("/v1/master-targets/<server_id>/health")
+    def master_target_health(server_id):
+        registrar.server_health(
+            "master_targets", server_id, request.headers.get("Authorization"), _body()
+        )
+        return jsonify({"ok": True})
+
+    @app.post("/v1/agents/register")
+    def register_agent():
+        return jsonify(registrar.register_agent(_body()))
+
+    @app.post("/v1/agents/<agent_id>/heartbeat")
+    def agent_heartbeat(agent_id):
+        agent, reply = registrar.agent_heartbeat(request.headers.get("Authorization"), _body())
+        if agent["id"] != agent_id:
+            raise NotRegistered("the token belongs to another agent")
+        reply["replication"] = server.replication_for(agent)
+        return jsonify(reply)
+
+    return app

@@ -1,0 +1,130 @@
+"""The mobility agent: a service in the guest (the role of svagents / the Vx agent).
+
+It registers with the configuration server using the passphrase the installer recorded, then
+sends heartbeats; the configuration server answers with what the agent must do (replicate
+which disks, through which process server, under which policy). The replication work itself
+is in `replicator.py`; this module owns the agent's life: registration, heartbeats, start and
+stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from . import filter as disk_filter
+from .client import JsonClient, ServerError, ca_file
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = "9.62.0.0"
+HEARTBEAT_SECONDS = 5.0
+RETRY_SECONDS = (0.5, 1, 2, 5)
+
+
+class MobilityAgent:
+    def __init__(self, api):
+        self.api = api
+        settings = api.settings
+        self.cs = JsonClient(settings["cs_endpoint"], ca_file(api.spill_dir, settings["ca_pem"]))
+        self.passphrase = settings["passphrase"]
+        self.ca = self.cs.session.verify
+        self.agent_id: str | None = None
+        self.replication: dict | None = None
+        self.replicator = None
+        self.stop_event = threading.Event()
+        self.last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="mobility-agent", daemon=True)
+
+    def start(self) -> MobilityAgent:
+        self._thread.start()
+        return self
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                if self.agent_id is None:
+                    self._register()
+                self._heartbeat()
+                attempt = 0
+                wait = HEARTBEAT_SECONDS
+            except ServerError as exc:
+                self.last_error = str(exc)
+                if exc.status == 401:  # registration was lost (e.g. the CS was rebuilt)
+                    self.agent_id = None
+                log.warning("configuration server: %s", exc)
+                wait = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+                attempt += 1
+            except Exception:  # the agent must outlive any one bad answer
+                log.exception("mobility agent loop failed; retrying")
+                wait = RETRY_SECONDS[-1]
+            self.stop_event.wait(wait)
+
+    def _register(self) -> None:
+        reply = self.cs.call("POST", "/v1/agents/register", self._identity(self.passphrase))
+        self.agent_id = reply["agent_id"]
+        self.cs.authorization = f"Agent {reply['token']}"
+        log.info("registered with the configuration server as agent %s", self.agent_id)
+
+    def _identity(self, passphrase: str | None = None) -> dict:
+        body = {
+            "vm_id": self.api.vm_id,
+            "hostname": self.api.hostname,
+            "os_family": self.api.os_family,
+            "ip_addresses": self.api.ip_addresses,
+            "agent_version": AGENT_VERSION,
+            "disks": [
+                {"index": i, "size": d.size} for i, d in sorted(disk_filter.STATE.disks.items())
+            ],
+        }
+        if passphrase is not None:
+            body["passphrase"] = passphrase
+        return body
+
+    def _heartbeat(self) -> None:
+        body = self._identity()
+        body["status"] = self.status()
+        reply = self.cs.call("POST", f"/v1/agents/{self.agent_id}/heartbeat", body)
+        self.cs.authorization = f"Agent {reply['token']}"
+        self._apply(reply.get("replication"), reply["token"])
+
+    def _apply(self, replication: dict | None, token: str) -> None:
+        """Start, update or stop replication as the configuration server says."""
+        if replication == self.replication:
+            if self.replicator is not None:
+                self.replicator.set_token(token)
+            return
+        if self.replicator is not None:
+            self.replicator.stop()
+            self.replicator = None
+        self.replication = replication
+        if replication:
+            from .replicator import Replicator
+
+            self.replicator = Replicator(self, replication, token).start()
+        else:
+            disk_filter.STATE.stop_tracking()
+
+    def status(self) -> dict:
+        status = {
+            "filter_tracking": disk_filter.STATE.tracking,
+            "previous_shutdown_clean": disk_filter.STATE.previous_shutdown_clean,
+            "last_error": self.last_error,
+        }
+        if self.replicator is not None:
+            status["replication"] = self.replicator.status()
+        return status
+
+    def stop(self, clean: bool) -> None:
+        self.stop_event.set()
+        if self.replicator is not None:
+            self.replicator.stop()
+        self._thread.join(timeout=10)
+        self.cs.close()
+
+
+def start(guest_api) -> MobilityAgent:
+    """Service entry point: the guest OS starts the agent at boot."""
+    return MobilityAgent(guest_api).start()
