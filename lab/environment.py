@@ -9,7 +9,9 @@ from __future__ import annotations
 from .topology import Topology
 
 
-def lab_environment(topology: Topology, state_dir: str, bundle: str, urls: dict) -> dict:
+def lab_environment(
+    topology: Topology, state_dir: str, bundle: str, urls: dict, extra_ports: dict | None = None
+) -> dict:
     operator = next(p for p in topology.entra.principals if p.name == topology.azure.operator)
     env = {
         "DRLAB_STATE_DIR": state_dir,
@@ -24,6 +26,20 @@ def lab_environment(topology: Topology, state_dir: str, bundle: str, urls: dict)
         "DRLAB_VAULT": topology.azure.vault,
         "DRLAB_ENTRA_URL": urls["entra"],
     }
+    if "arm" in urls:
+        env["DRLAB_ARM_URL"] = urls["arm"]
     if "azurite" in urls:
         env["DRLAB_BLOB_URL"] = f"{urls['azurite']}/{topology.cache_account().name}"
+    if "servicebus" in urls:
+        env["DRLAB_SERVICEBUS_URL"] = urls["servicebus"]
+    if "mail" in urls:
+        env["DRLAB_MAIL_URL"] = urls["mail"]
+        smtp = (extra_ports or {}).get("mail", {}).get("smtp")
+        if smtp:
+            env["DRLAB_SMTP_HOST"] = "127.0.0.1"
+            env["DRLAB_SMTP_PORT"] = str(smtp)
+    if "vcenter" in urls and topology.vcenter is not None:
+        env["DRLAB_VCENTER_URL"] = f"{urls['vcenter']}/sdk"
+        env["DRLAB_VCENTER_USER"] = topology.vcenter.user
+        env["DRLAB_VCENTER_PASSWORD"] = topology.vcenter.password
     return env

@@ -223,7 +223,14 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
             }
             for s, (port, _, extras) in zip(services, sockets)
         },
-        "env": lab_environment(topology, str(state), str(pki.bundle_path), urls),
+        "env": lab_environment(
+            topology,
+            str(state),
+            str(pki.bundle_path),
+            urls,
+            # Extra ports (e.g. the mail sink's SMTP) by service: known now, bound above.
+            {s.name: {n: e[0] for n, e in x.items()} for s, (_, _, x) in zip(services, sockets)},
+        ),
     }
     write_lab(state, lab)
 

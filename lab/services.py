@@ -35,11 +35,11 @@ class ServiceDef:
     # definition's name.
     instances: Callable[[Topology], list[str]] | None = None
     role: str = ""
+    enabled: Callable[[Topology], bool] = lambda topo: True
 
     def __post_init__(self):
         if not self.role:
             object.__setattr__(self, "role", self.name)
-    enabled: Callable[[Topology], bool] = lambda topo: True
 
 
 SERVICES: list[ServiceDef] = [
@@ -53,6 +53,10 @@ SERVICES: list[ServiceDef] = [
         node_package="azurite",
     ),
     ServiceDef("entra", "fakes.azure.entra"),
+    ServiceDef("arm", "fakes.azure.arm"),
+    ServiceDef("vcenter", "fakes.vcenter", enabled=lambda t: t.vcenter is not None),
+    ServiceDef("servicebus", "fakes.azure.servicebus", enabled=lambda t: t.servicebus is not None),
+    ServiceDef("mail", "fakes.mail", extra_ports=("smtp",), enabled=lambda t: t.mail is not None),
 ]
 
 
