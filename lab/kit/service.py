@@ -19,10 +19,11 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
 from . import logs
 from .clock import CLOCK_FILE, LabClock
+from .keepalive import KeepAliveHandler
 from .labinfo import read_lab, read_topology
 from .pki import CertPaths, LabPKI
 from .tokens import TokenValidator
@@ -107,17 +108,6 @@ class ServiceContext:
         return logging.getLogger(self.name)
 
 
-class _Handler(WSGIRequestHandler):
-    # HTTP/1.1 keeps connections alive: pyvmomi and the Azure SDKs pool them.
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code="-", size="-"):  # the app logs requests, with the request id
-        pass
-
-    def log_error(self, format, *args):
-        log.debug("http: " + format, *args)
-
-
 def tls_context(cert: CertPaths) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -140,7 +130,7 @@ def serve_http(ctx: ServiceContext, app, on_stop: Callable[[], None] | None = No
         port,
         app,
         threaded=True,
-        request_handler=_Handler,
+        request_handler=KeepAliveHandler,
         ssl_context=tls_context(ctx.cert),
         fd=sock.fileno(),
     )

@@ -18,6 +18,7 @@ from .control import LabControl, control_blueprint
 from .faults import FaultError
 
 log = logging.getLogger("lab.access")
+_PROBES = ("/_lab/ready", "/_lab/health")
 
 FaultResponder = Callable[[FaultError], Response]
 
@@ -71,8 +72,11 @@ def create_app(
         if rid:
             response.headers.setdefault("x-ms-request-id", rid)
         started = getattr(g, "started", None)
-        if started is not None and log.isEnabledFor(logging.INFO):
-            log.info(
+        # Probes (the launcher polls readiness every few ms while starting) log at debug.
+        level = logging.DEBUG if request.path in _PROBES else logging.INFO
+        if started is not None and log.isEnabledFor(level):
+            log.log(
+                level,
                 "%s %s -> %s (%.1f ms)",
                 request.method,
                 request.path,
