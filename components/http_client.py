@@ -1,7 +1,7 @@
-"""HTTPS clients the agent uses: the configuration server and its process server.
+"""A small JSON-over-HTTPS client the on-premises roles use to call each other.
 
-Both trust the lab CA the installer was given (written to a file beside the agent's spill
-files, since the `requests` stack takes a path).
+Calls trust the lab CA (a file path, as the requests stack takes it; the agent writes the
+PEM its installer was given to a file first).
 """
 
 from __future__ import annotations
@@ -36,18 +36,28 @@ class JsonClient:
         self.session.verify = ca
         self.authorization: str | None = None
 
-    def call(self, method: str, path: str, body=None, data: bytes | None = None, headers=None):
+    def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        data: bytes | None = None,
+        headers=None,
+        timeout=None,
+    ):
         all_headers = dict(headers or {})
         if self.authorization:
             all_headers["Authorization"] = self.authorization
         try:
+            # verify= on each request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
             resp = self.session.request(
                 method,
                 self.base_url + path,
                 json=body,
                 data=data,
                 headers=all_headers,
-                timeout=TIMEOUT,
+                timeout=timeout or TIMEOUT,
+                verify=self.session.verify,
             )
         except requests.RequestException as exc:
             raise ServerError(f"{method} {path}: {exc}") from exc

@@ -57,6 +57,25 @@ SERVICES: list[ServiceDef] = [
     ServiceDef("vcenter", "fakes.vcenter", enabled=lambda t: t.vcenter is not None),
     ServiceDef("servicebus", "fakes.azure.servicebus", enabled=lambda t: t.servicebus is not None),
     ServiceDef("mail", "fakes.mail", extra_ports=("smtp",), enabled=lambda t: t.mail is not None),
+    # The on-premises roles, one process each, named as in the topology (cs-01, ps-01, mt-01).
+    ServiceDef(
+        "config-server",
+        "components.config_server",
+        instances=lambda t: [t.onprem.configuration_server.name],
+        enabled=lambda t: t.onprem is not None,
+    ),
+    ServiceDef(
+        "process-server",
+        "components.process_server",
+        instances=lambda t: [p.name for p in t.onprem.process_servers],
+        enabled=lambda t: t.onprem is not None,
+    ),
+    ServiceDef(
+        "master-target",
+        "components.master_target",
+        instances=lambda t: [m.name for m in t.onprem.master_targets],
+        enabled=lambda t: t.onprem is not None,
+    ),
 ]
 
 
@@ -81,5 +100,8 @@ def definition(role: str) -> ServiceDef | None:
 def known_names(topology: Topology) -> set[str]:
     names = set()
     for svc in SERVICES:
-        names.update(svc.instances(topology) if svc.instances else [svc.name])
+        if svc.instances is None:
+            names.add(svc.name)
+        elif svc.enabled(topology):
+            names.update(svc.instances(topology))
     return names

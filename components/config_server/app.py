@@ -42,6 +42,39 @@ def create_app(server):
         )
         return jsonify({"ok": True})
 
+    @app.get("/v1/process-servers/<server_id>/work")
+    def process_server_work(server_id):
+        registrar.authenticate_server(
+            "process_servers", server_id, request.headers.get("Authorization")
+        )
+        try:
+            wait = min(max(float(request.args.get("wait", "0")), 0.0), 30.0)
+        except ValueError:
+            raise BadRequest("'wait' is a number of seconds") from None
+        items = server.ps_work.claim(server_id, wait, server.stop_event)
+        return jsonify({"items": items})
+
+    @app.post("/v1/process-servers/<server_id>/work/<item_id>")
+    def process_server_work_report(server_id, item_id):
+        registrar.authenticate_server(
+            "process_servers", server_id, request.headers.get("Authorization")
+        )
+        body = _body()
+        if not body.get("step") or body.get("state") not in ("InProgress", "Succeeded", "Failed"):
+            raise BadRequest("a report has a 'step' and a 'state' (InProgress|Succeeded|Failed)")
+        if not server.ps_work.report(
+            server_id, item_id, body["step"], body["state"], body.get("error")
+        ):
+            return jsonify(
+                {
+                    "error": {
+                        "code": "UnknownWorkItem",
+                        "message": f"no work item {item_id} for this server",
+                    }
+                }
+            ), 404
+        return jsonify({"ok": True})
+
     @app.post("/v1/master-targets/register")
     def register_master_target():
         return jsonify(registrar.register_server("master_targets", _body()))

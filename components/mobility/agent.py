@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from components.http_client import JsonClient, ServerError, ca_file
+
 from . import filter as disk_filter
-from .client import JsonClient, ServerError, ca_file
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,296 @@
+"""What the vault asks of the configuration server (provider-channel work items).
+
+- AddVCenter: discover the vCenter through pyvmomi, push its inventory, keep watching it.
+- EnableProtection: have the chosen process server push-install the mobility service, wait
+  for the agent to register, and pair it: the agent's next heartbeat tells it to replicate.
+- DisableProtection / PurgeProtection: stop replicating the VM (the agent stays installed,
+  as with the real service unless uninstalled).
+
+Each step is reported to the vault, so the job's tasks show it. A failure is reported with
+the real service's kind of error code where one is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .vault import VaultError
+
+log = logging.getLogger(__name__)
+
+INSTALL_TASK = "InstallMobilityServiceTask"
+ENABLE_TASK = "EnableReplicationTask"
+PUSH_INSTALL_TIMEOUT = 300.0
+AGENT_REGISTRATION_TIMEOUT = 120.0
+
+
+class WorkFailed(Exception):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        task: str | None = None,
+        possible_causes: str | None = None,
+        recommended_action: str | None = None,
+    ):
+        super().__init__(message)
+        self.code, self.task = code, task
+        self.possible_causes, self.recommended_action = possible_causes, recommended_action
+
+    def error(self) -> dict:
+        err = {"code": self.code, "message": str(self)}
+        if self.possible_causes:
+            err["possibleCauses"] = self.possible_causes
+        if self.recommended_action:
+            err["recommendedAction"] = self.recommended_action
+        return err
+
+
+class WorkHandlers:
+    def __init__(self, server):
+        self.server = server
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def vault(self):
+        return self.server.vault
+
+    # -- the loop -----------------------------------------------------------------------------
+    def poll_loop(self) -> None:
+        stop = self.server.stop_event
+        while not stop.is_set():
+            try:
+                items = self.vault.work_items(wait_seconds=10)
+            except VaultError as exc:
+                log.warning("work items: %s", exc)
+                stop.wait(1.0)
+                continue
+            for item in items:
+                with self._lock:
+                    if item["id"] in self._running:
+                        continue  # delivered again while we are still at it
+                    self._running.add(item["id"])
+                threading.Thread(target=self._handle, args=(item,), daemon=True).start()
+
+    def _handle(self, item: dict) -> None:
+        handler = {
+            "AddVCenter": self.add_vcenter,
+            "EnableProtection": self.enable_protection,
+            "DisableProtection": self.disable_protection,
+            "PurgeProtection": self.disable_protection,
+        }.get(item["kind"])
+        try:
+            if handler is None:
+                raise WorkFailed(
+                    "NotSupported", f"this configuration server does not do {item['kind']}"
+                )
+            result = handler(item) or {}
+            self._report(item, {"state": "Succeeded", "result": result})
+        except WorkFailed as exc:
+            log.warning("%s %s failed: %s", item["kind"], item["id"], exc)
+            if exc.task:
+                self._report(item, {"task": exc.task, "state": "Failed", "error": exc.error()})
+            self._report(item, {"state": "Failed", "error": exc.error()})
+        except Exception as exc:  # report it: a job must not wait forever on a crash here
+            log.exception("%s %s failed", item["kind"], item["id"])
+            self._report(
+                item, {"state": "Failed", "error": {"code": "InternalError", "message": str(exc)}}
+            )
+        finally:
+            with self._lock:
+                self._running.discard(item["id"])
+
+    def _report(self, item: dict, report: dict) -> None:
+        try:
+            self.vault.report(item["id"], report)
+        except VaultError as exc:
+            # 409: the job was cancelled or already finished; nothing more to tell it.
+            log.info("report on work item %s not taken: %s", item["id"], exc)
+
+    # -- AddVCenter ---------------------------------------------------------------------------
+    def add_vcenter(self, item: dict) -> dict:
+        p = item["payload"]
+        name = p["vCenterName"]
+        accounts = self.server.run_as_accounts()
+        run_as = str(p.get("runAsAccountId") or "1")
+        if run_as not in accounts or accounts[run_as]["kind"] != "vcenter":
+            raise WorkFailed(
+                "95218",
+                f"the run-as account '{run_as}' is not a vCenter account",
+                task="DiscoverVCenterTask",
+            )
+        self.server.store.upsert_vcenter(name, p["ipAddress"], int(p.get("port") or 443), run_as)
+        self._report(item, {"task": "DiscoverVCenterTask", "state": "InProgress"})
+        try:
+            count = self.server.discover(name)
+        except Exception as exc:
+            self.server.store.vcenter_status(name, "Failed", error=str(exc))
+            raise WorkFailed(
+                "95126",
+                f"the vCenter server {p['ipAddress']}:{p.get('port')} could not be discovered: "
+                f"{exc}",
+                task="DiscoverVCenterTask",
+                possible_causes="wrong address or credentials, or the vCenter server is down",
+                recommended_action="check the vCenter server and the run-as account",
+            ) from exc
+        self._report(item, {"task": "DiscoverVCenterTask", "state": "Succeeded"})
+        self.server.watch_vcenter(name)
+        log.info("added vCenter %s: %d VMs", name, count)
+        return {"infrastructureId": name, "internalId": name}
+
+    # -- EnableProtection ---------------------------------------------------------------------
+    def enable_protection(self, item: dict) -> dict:
+        p = item["payload"]
+        store = self.server.store
+        vm_id = p["vm"]["instanceUuid"]
+        vm = store.vm(vm_id)
+        if vm is None:
+            raise WorkFailed(
+                "95117", f"the VM {p['vm'].get('name')} is no longer discovered", task=INSTALL_TASK
+            )
+        ps = store.server("process_servers", p["processServerId"])
+        if ps is None:
+            raise WorkFailed(
+                "95120",
+                f"process server {p['processServerId']} is not registered",
+                task=INSTALL_TASK,
+            )
+        started = self.server.clock.time()
+        agent = store.agent(vm_id)
+        if agent is None or not self._agent_alive(agent):
+            self._push_install(item, vm, ps)
+            agent = self._wait_for_agent(item, vm_id, started)
+        else:
+            self._report(
+                item,
+                {
+                    "task": INSTALL_TASK,
+                    "state": "Succeeded",
+                    "message": "the mobility service is already installed",
+                },
+            )
+        self._report(item, {"task": ENABLE_TASK, "state": "InProgress"})
+        settings = self._agent_settings(p, vm, ps)
+        store.set_protection(vm_id, settings, "Enabled", self.server.clock.time())
+        self._report(item, {"task": ENABLE_TASK, "state": "Succeeded"})
+        return {
+            "agentVersion": agent["version"],
+            "agentId": agent["id"],
+            "processServerId": ps["id"],
+        }
+
+    def _agent_alive(self, agent: dict) -> bool:
+        last = agent.get("last_heartbeat")
+        # Alive: heard from within a few heartbeat intervals (lab time runs at any speed).
+        window = max(30.0, 6 * self.server.heartbeat_seconds) * self.server.clock.speed
+        return last is not None and self.server.clock.time() - last < window
+
+    def _guest_account(self, p: dict, vm: dict) -> dict:
+        accounts = self.server.run_as_accounts()
+        family = "windows" if vm["os_type"] == "Windows" else "linux"
+        chosen = accounts.get(str(p.get("runAsAccountId") or ""))
+        if chosen is None or chosen["kind"] not in ("windows", "linux"):
+            chosen = next((a for a in accounts.values() if a["kind"] == family), None)
+        if chosen is None:
+            raise WorkFailed("95108", f"no guest account for a {family} VM", task=INSTALL_TASK)
+        return chosen
+
+    def _push_install(self, item: dict, vm: dict, ps: dict) -> None:
+        server = self.server
+        vc = next(v for v in server.store.vcenters() if v["name"] == vm["vcenter"])
+        vc_account = server.run_as_accounts().get(vc["run_as"]) or server.run_as_accounts()["1"]
+        guest = self._guest_account(item["payload"], vm)
+        payload = {
+            "kind": "push-install",
+            "vm_name": vm["name"],
+            "vm_moref": vm["moref"],
+            "os_family": "windows" if vm["os_type"] == "Windows" else "linux",
+            "vcenter": {
+                "host": vc["host"],
+                "port": vc["port"],
+                "user": vc_account["user"],
+                "password": vc_account["password"],
+            },
+            "guest_user": guest["user"],
+            "guest_password": guest["password"],
+            "cs_endpoint": server.ctx.url(server.name),
+            "passphrase": server.registrar.passphrase,
+            "ca_pem": server.ctx.pki.ca_cert_path.read_text(),
+        }
+
+        def on_report(step: str, state: str, error: str | None) -> None:
+            if state == "InProgress":
+                self._report(item, {"task": INSTALL_TASK, "state": "InProgress", "message": step})
+
+        self._report(
+            item,
+            {
+                "task": INSTALL_TASK,
+                "state": "InProgress",
+                "message": f"push install through process server {ps['name']}",
+            },
+        )
+        work = server.ps_work.put(ps["id"], payload, on_report)
+        deadline = time.monotonic() + PUSH_INSTALL_TIMEOUT
+        while not work.done.wait(1.0):
+            if time.monotonic() > deadline or server.stop_event.is_set():
+                server.ps_work.cancel(work)
+                raise WorkFailed(
+                    "95103",
+                    "the push install did not finish in time "
+                    f"(process server {ps['name']} did not report)",
+                    task=INSTALL_TASK,
+                )
+        if work.failed:
+            raise WorkFailed(
+                "95103",
+                f"installation of the mobility service failed: {work.failed}",
+                task=INSTALL_TASK,
+                possible_causes="the guest credentials, VMware Tools, or the VM's state",
+                recommended_action="check the run-as account and that the VM is running",
+            )
+
+    def _wait_for_agent(self, item: dict, vm_id: str, since: float) -> dict:
+        deadline = time.monotonic() + AGENT_REGISTRATION_TIMEOUT
+        while time.monotonic() < deadline and not self.server.stop_event.is_set():
+            agent = self.server.store.agent(vm_id)
+            if agent is not None and (agent["last_heartbeat"] or 0) >= since:
+                self._report(item, {"task": INSTALL_TASK, "state": "Succeeded"})
+                return agent
+            time.sleep(0.1)  # the agent registers on its own schedule; bounded by the deadline
+        raise WorkFailed(
+            "95104",
+            "the mobility agent did not register with the configuration server after installation",
+            task=INSTALL_TASK,
+        )
+
+    def _agent_settings(self, p: dict, vm: dict, ps: dict) -> dict:
+        wanted = [d.get("diskId") for d in p.get("disksToInclude") or []]
+        disks = []
+        for index, disk in enumerate(vm["disks"]):
+            if not wanted or disk["id"] in wanted:
+                disks.append({"index": index, "disk_id": disk["id"], "size": disk["capacity"]})
+        policy = p.get("policy") or {}
+        agent = {
+            "protected_item": p["protectedItemName"],
+            "process_server": {"id": ps["id"], "url": ps["url"]},
+            "disks": disks,
+            "policy": {
+                "crash_consistent_minutes": policy.get("crashConsistentFrequencyInMinutes") or 5,
+                "app_consistent_minutes": policy.get("appConsistentFrequencyInMinutes") or 0,
+                "multi_vm_sync": policy.get("multiVmSyncStatus") == "Enable",
+            },
+            "group": p.get("multiVmGroupName") or None,
+        }
+        return {"process_server_id": ps["id"], "agent": agent, "enable": p}
+
+    # -- DisableProtection ------------------------------------------------------------------
+    def disable_protection(self, item: dict) -> dict:
+        vm_id = item["payload"].get("vmId")
+        if vm_id:
+            self.server.store.remove_protection(vm_id)
+        self._report(item, {"task": "StopReplicationTask", "state": "Succeeded"})
+        return {}

@@ -1,0 +1,88 @@
+"""HTTPS routes of the process server (the role of its port 9443), for mobility agents."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import jsonify, request
+
+from components import agent_tokens
+from lab.kit import wire
+from lab.kit.control import LabControl
+from lab.kit.web import create_app as create_lab_app
+
+from .cache import CacheFull
+from .uploader import MANIFEST_DISK
+
+
+def _error(status: int, code: str, message: str, retry_after: float | None = None):
+    resp = jsonify({"error": {"code": code, "message": message}})
+    resp.status_code = status
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
+
+
+def create_app(server):
+    control = LabControl(name=server.name, ready=server.ready, state=server.health)
+    app = create_lab_app(__name__, control)
+
+    def _agent():
+        if server.agent_token_key is None:
+            return None, _error(503, "NotRegistered", "the process server is not registered yet", 1)
+        try:
+            return agent_tokens.from_header(
+                server.agent_token_key, request.headers.get("Authorization")
+            ), None
+        except agent_tokens.AgentTokenError as exc:
+            return None, _error(401, "AgentNotAuthenticated", str(exc))
+
+    @app.post("/v1/differentials")
+    def differentials():
+        agent, err = _agent()
+        if err is not None:
+            return err
+        body = request.get_data()
+        try:
+            message = wire.decode(body)
+        except wire.WireError as exc:
+            # A damaged differential is refused with the reason; the agent still has it.
+            return _error(400, "CorruptDifferential", f"{type(exc).__name__}: {exc}")
+        if message.vm_id != agent.vm_id:
+            return _error(403, "WrongVm", "an agent may only send its own VM's differentials")
+        try:
+            server.cache.admit(
+                message.vm_id, message.disk_id, message.first_sequence, message.last_sequence, body
+            )
+        except CacheFull as exc:
+            # Back-pressure: nothing is dropped, the agent waits and sends again.
+            return _error(503, "CacheFull", str(exc), retry_after=1)
+        server.vms_seen.add(message.vm_id)
+        server.uploader.notify()
+        return jsonify(
+            {
+                "acknowledged": [message.first_sequence, message.last_sequence],
+                "disk_id": message.disk_id,
+            }
+        )
+
+    @app.post("/v1/manifests")
+    def manifests():
+        agent, err = _agent()
+        if err is not None:
+            return err
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not body.get("tag_id") or "disks" not in body:
+            return _error(400, "BadManifest", "a manifest has a tag_id and disks")
+        if body.get("vm_id") != agent.vm_id:
+            return _error(403, "WrongVm", "an agent may only send its own VM's manifests")
+        seq = time.time_ns()
+        try:
+            server.cache.admit(agent.vm_id, MANIFEST_DISK, seq, seq, json.dumps(body).encode())
+        except CacheFull as exc:
+            return _error(503, "CacheFull", str(exc), retry_after=1)
+        server.uploader.notify()
+        return jsonify({"acknowledged": body["tag_id"]})
+
+    return app
