@@ -36,16 +36,16 @@ lab-status: install
 
 # The whole suite, unit to e2e, in parallel.
 test: install
-	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadscope $(PYTEST_ARGS)
 
 unit: install
-	$(BIN)/pytest -n auto tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadscope tests/unit $(PYTEST_ARGS)
 
 integration: install
-	$(BIN)/pytest -n auto tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadscope tests/integration $(PYTEST_ARGS)
 
 e2e: install
-	$(BIN)/pytest -n auto tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadscope tests/e2e $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench

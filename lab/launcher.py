@@ -260,7 +260,28 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
     lab["status"] = "running"
     lab["clock"] = LabClock(state / CLOCK_FILE).describe()
     write_lab(state, lab)
+    if topology.replication is not None and topology.onprem is not None and topology.vcenter:
+        progress.step("setting up the vault: vCenter, replication policy and its mapping")
+        try:
+            _setup_vault(state)
+        except BaseException as exc:
+            _stop(running_refs(lab), lab)
+            lab["status"] = "stopped"
+            for info in lab["services"].values():
+                info.update(pid=None, started=None)
+            write_lab(state, lab)
+            if isinstance(exc, Exception):
+                raise LabError(f"setting up the vault failed: {exc}") from exc
+            raise
     return lab
+
+
+def _setup_vault(state: Path) -> None:
+    # Through the public SDK, as a user would do it in the portal after installing the site.
+    from .asr import Asr
+
+    with Asr(state) as asr:
+        asr.setup_default()
 
 
 def _check_prerequisites(services: list[ServiceDef]) -> Path | None:

@@ -333,6 +333,26 @@ class OnPremSpec(_Model):
         return self
 
 
+class PolicySpec(_Model):
+    name: str = Field("default-policy", pattern=r"^[A-Za-z0-9][-A-Za-z0-9_]{0,62}$")
+    rpo_threshold_minutes: int = Field(15, ge=1)
+    retention_hours: int = Field(24, ge=0, le=360)  # the real service keeps at most 15 days
+    app_consistent_hours: int = Field(4, ge=0, le=12)
+    crash_consistent_minutes: int = Field(5, ge=1)
+    multi_vm_sync: bool = True
+
+
+class ReplicationSpec(_Model):
+    """What `drlab up` sets up so that enabling replication is one command."""
+
+    vcenter_name: str = "vcenter-01"  # how the vCenter is known to the vault
+    policy: PolicySpec = PolicySpec()
+    target_resource_group: str = "drlab-target"
+    target_network: str = "vnet-prod"
+    target_subnet: str = "default"
+    test_network: str = "vnet-test"
+
+
 class ServiceSpec(_Model):
     port: Port = 0
     enabled: bool = True
@@ -347,6 +367,7 @@ class Topology(_Model):
     storage: StorageSpec
     vcenter: VCenterSpec | None = None
     onprem: OnPremSpec | None = None
+    replication: ReplicationSpec | None = None
     servicebus: ServiceBusSpec | None = None
     mail: MailSpec | None = None
     services: dict[str, ServiceSpec] = {}

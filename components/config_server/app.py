@@ -33,7 +33,9 @@ def create_app(server):
 
     @app.post("/v1/process-servers/register")
     def register_process_server():
-        return jsonify(registrar.register_server("process_servers", _body()))
+        reply = registrar.register_server("process_servers", _body())
+        server.heartbeat_soon()
+        return jsonify(reply)
 
     @app.post("/v1/process-servers/<server_id>/health")
     def process_server_health(server_id):
@@ -77,7 +79,9 @@ def create_app(server):
 
     @app.post("/v1/master-targets/register")
     def register_master_target():
-        return jsonify(registrar.register_server("master_targets", _body()))
+        reply = registrar.register_server("master_targets", _body())
+        server.heartbeat_soon()
+        return jsonify(reply)
 
     @app.post("/v1/master-targets/<server_id>/health")
     def master_target_health(server_id):
@@ -88,7 +92,9 @@ def create_app(server):
 
     @app.post("/v1/agents/register")
     def register_agent():
-        return jsonify(registrar.register_agent(_body()))
+        reply = registrar.register_agent(_body())
+        server.heartbeat_soon()
+        return jsonify(reply)
 
     @app.post("/v1/agents/<agent_id>/heartbeat")
     def agent_heartbeat(agent_id):

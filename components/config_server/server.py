@@ -52,6 +52,7 @@ class ConfigServer:
         self.work = WorkHandlers(self)
         self.stop_event = ctx.stop_event
         self.registered = threading.Event()
+        self._beat = threading.Event()
         self.last_error: str | None = None
         self._watchers: dict[str, threading.Thread] = {}
         self._discover_now: dict[str, threading.Event] = {}
@@ -99,6 +100,7 @@ class ConfigServer:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._beat.set()
         for t in list(self._threads):
             t.join(timeout=5)
         if self.vault is not None:
@@ -163,13 +165,18 @@ class ConfigServer:
             self._spawn(self._heartbeat_loop, "vault-heartbeat")
             self._spawn(self.work.poll_loop, "vault-work")
 
+    def heartbeat_soon(self) -> None:
+        """Report to the vault now (a server or agent registered), not at the next beat."""
+        self._beat.set()
+
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
                 self.vault.heartbeat(self.heartbeat_body())
             except VaultError as exc:
                 log.warning("heartbeat to the vault: %s", exc)
-            self.stop_event.wait(self.heartbeat_seconds)
+            self._beat.wait(self.heartbeat_seconds)
+            self._beat.clear()
 
     def heartbeat_body(self) -> dict:
         now = self.clock.time()

@@ -19,6 +19,8 @@ from . import filter as disk_filter
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "9.62.0.0"
+# The executables the guest lists for the service, as the real agent's are named.
+PROCESS_NAMES = {"windows": "svagents.exe", "linux": "svagentsd"}
 HEARTBEAT_SECONDS = 5.0
 RETRY_SECONDS = (0.5, 1, 2, 5)
 

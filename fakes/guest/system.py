@@ -142,7 +142,13 @@ class GuestOS:
             if not callable(getattr(handle, "stop", None)):
                 raise DriverError(f"service {name}: start() returned nothing with stop()")
             self.services[name] = handle
-            proc = name.rsplit(".", 1)[-1] + (".exe" if self.config.os_family == "windows" else "")
+            # A service may name its process per OS (PROCESS_NAMES), as real services are
+            # known by their executables; otherwise the module's last name.
+            names = getattr(module, "PROCESS_NAMES", {})
+            default = name.rsplit(".", 1)[-1] + (
+                ".exe" if self.config.os_family == "windows" else ""
+            )
+            proc = names.get(self.config.os_family, default)
             self.processes.add_system(proc, f"drlab-service {name}")
         except Exception as exc:
             message = str(exc) if isinstance(exc, DriverError) else f"service {name}: {exc!r}"

@@ -64,6 +64,7 @@ def test_crash_then_boot_knows_it_was_unclean(machine):
 def test_drivers_load_by_module_name_and_see_every_write(machine):
     m = machine(churn_mb_s=0)
     guest = m.boot()
+    counting_filter.INSTANCES.clear()  # other tests in this process may have loaded it too
     guest.install([FILTER], [SERVICE], {SERVICE: {"k": "v"}})
     filters = [f for f in counting_filter.INSTANCES if f.api.vm_name == m.config.vm_name]
     assert [f.disk_index for f in filters] == [0, 1]

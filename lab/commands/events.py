@@ -1,0 +1,3 @@
+"""`drlab events`."""
+
+from .replicate import events as command  # noqa: F401

@@ -1,0 +1,3 @@
+"""`drlab jobs`."""
+
+from .replicate import jobs as command  # noqa: F401
