@@ -7,6 +7,8 @@ it is azure-identity and azure-mgmt-recoveryservicessiterecovery against the lab
 
 from __future__ import annotations
 
+__all__ = ["Asr", "AsrError", "Site", "connect"]
+
 import contextlib
 import time
 from dataclasses import dataclass
@@ -17,11 +19,9 @@ from azure.identity import ClientSecretCredential
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from azure.mgmt.recoveryservicessiterecovery import models as m
 
+from .errors import AsrError
 from .kit.labinfo import read_lab, read_topology
-
-
-class AsrError(Exception):
-    """Something a user asked for that the vault cannot do; the message says why."""
+from .kit.lro import QuickPolling
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Asr:
         return f"/subscriptions/{self.subscription}/resourceGroups/{provider_path}"
 
     # -- the default setup ------------------------------------------------------------------
-    def add_vcenter(self, name: str, port: int, user_account: str = "1"):
+    def add_vcenter(self, name: str, port: int, user_account: str = "1", **poll):
         site = self.site()
         details = self.fabric_details()
         request = m.AddVCenterRequest(
@@ -111,10 +111,10 @@ class Asr:
             )
         )
         return self.client.replicationv_centers.begin_create(
-            self.rg, self.vault, site.fabric, name, request
+            self.rg, self.vault, site.fabric, name, request, **poll
         )
 
-    def create_policy(self, spec: dict):
+    def create_policy(self, spec: dict, **poll):
         policy = m.InMageAzureV2PolicyInput(
             recovery_point_threshold_in_minutes=spec["rpo_threshold_minutes"],
             recovery_point_history=spec["retention_hours"] * 60,
@@ -129,9 +129,10 @@ class Asr:
             m.CreatePolicyInput(
                 properties=m.CreatePolicyInputProperties(provider_specific_input=policy)
             ),
+            **poll,
         )
 
-    def map_policy(self, policy_id: str, mapping: str):
+    def map_policy(self, policy_id: str, mapping: str, **poll):
         site = self.site()
         return self.client.replication_protection_container_mappings.begin_create(
             self.rg,
@@ -144,6 +145,7 @@ class Asr:
                     target_protection_container_id="Microsoft Azure", policy_id=policy_id
                 )
             ),
+            **poll,
         )
 
     def wait_for_process_server(self, timeout: float = 60.0):
@@ -169,19 +171,21 @@ class Asr:
                 self.rg, self.vault, site.fabric, settings["vcenter_name"]
             )
         except ResourceNotFoundError:
-            pollers.append(self.add_vcenter(settings["vcenter_name"], vcenter_port))
+            pollers.append(
+                self.add_vcenter(settings["vcenter_name"], vcenter_port, polling=QuickPolling())
+            )
         spec = settings["policy"]
         try:
             policy = self.client.replication_policies.get(self.rg, self.vault, spec["name"])
         except ResourceNotFoundError:
-            policy = self.create_policy(spec).result()
+            policy = self.create_policy(spec, polling=QuickPolling()).result()
         mapping = f"{spec['name']}-mapping"
         try:
             self.client.replication_protection_container_mappings.get(
                 self.rg, self.vault, site.fabric, site.container, mapping
             )
         except ResourceNotFoundError:
-            pollers.append(self.map_policy(policy.id, mapping))
+            pollers.append(self.map_policy(policy.id, mapping, polling=QuickPolling()))
         for poller in pollers:
             poller.result()
 

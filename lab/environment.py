@@ -6,7 +6,10 @@ lab.json, so a script sees exactly what the lab serves.
 
 from __future__ import annotations
 
-from .topology import Topology
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .topology import Topology
 
 
 def lab_environment(

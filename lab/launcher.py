@@ -20,30 +20,26 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .environment import lab_environment
+from .errors import LabError, ServiceFailed
 from .kit.clock import CLOCK_FILE, LabClock
 from .kit.labinfo import LAB_FILE, TOPOLOGY_FILE, read_lab, write_json_atomic, write_lab
-from .kit.pki import LabPKI
 from .kit.procs import ProcRef, registered, stop_all
 from .services import ServiceDef, definition, enabled_services, known_names
-from .topology import Topology, load_topology, to_json
+
+if TYPE_CHECKING:
+    from .topology import Topology
+
+__all__ = ["LabError", "ServiceFailed", "up", "down", "status", "restart_service"]
 
 READY_TIMEOUT = 60.0
 LOG_TAIL_LINES = 25
-
-
-class LabError(Exception):
-    """A lab could not be started or stopped; the message is for the user."""
-
-
-class ServiceFailed(LabError):
-    def __init__(self, service: str, reason: str, log_tail: str):
-        self.service, self.reason, self.log_tail = service, reason, log_tail
-        super().__init__(f"service {service} {reason}\n--- last lines of its log ---\n{log_tail}")
 
 
 def default_state_dir() -> Path:
@@ -159,6 +155,8 @@ def up(
     progress: Progress | None = None,
     ready_timeout: float = READY_TIMEOUT,
 ) -> dict:
+    from .topology import load_topology  # pydantic: only `up` needs it
+
     progress = progress or Progress()
     state = Path(state_dir or default_state_dir()).resolve()
     topology = load_topology(topology_name, known_services=known_names)
@@ -174,6 +172,10 @@ def up(
 
 
 def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_timeout):
+    from .environment import lab_environment
+    from .kit.pki import LabPKI
+    from .topology import to_json
+
     services = enabled_services(topology)
     node_modules = _check_prerequisites(services)
     for sub in ("logs", "services", "run"):
@@ -248,7 +250,14 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
             # Recorded at once, so `drlab down` can clean up even if this process dies now.
             write_lab(state, lab)
         _close_sockets(sockets)  # the services hold their own copies now
-        _wait_ready(running, lab, pki.ca_cert_path, progress, ready_timeout)
+        _wait_ready(
+            running,
+            lab,
+            pki.ca_cert_path,
+            progress,
+            ready_timeout,
+            _vault_setup_step(topology, services, state, progress),
+        )
     except BaseException:
         _close_sockets(sockets)
         _stop(running_refs(lab), lab)
@@ -260,28 +269,30 @@ def _up(topology: Topology, state: Path, clock_speed, progress: Progress, ready_
     lab["status"] = "running"
     lab["clock"] = LabClock(state / CLOCK_FILE).describe()
     write_lab(state, lab)
-    if topology.replication is not None and topology.onprem is not None and topology.vcenter:
-        progress.step("setting up the vault: vCenter, replication policy and its mapping")
-        try:
-            _setup_vault(state)
-        except BaseException as exc:
-            _stop(running_refs(lab), lab)
-            lab["status"] = "stopped"
-            for info in lab["services"].values():
-                info.update(pid=None, started=None)
-            write_lab(state, lab)
-            if isinstance(exc, Exception):
-                raise LabError(f"setting up the vault failed: {exc}") from exc
-            raise
     return lab
 
 
-def _setup_vault(state: Path) -> None:
-    # Through the public SDK, as a user would do it in the portal after installing the site.
-    from .asr import Asr
+# The vault setup needs these roles ready; it overlaps with the rest (Azurite is slowest).
+_SETUP_ROLES = {"entra", "arm", "vcenter", "config-server", "process-server"}
 
-    with Asr(state) as asr:
-        asr.setup_default()
+
+def _vault_setup_step(topology, services, state: Path, progress: Progress):
+    """Add the vCenter, create the default policy and map it, once the site is registered."""
+    if topology.replication is None or topology.onprem is None or topology.vcenter is None:
+        return None
+
+    def run():
+        progress.step("setting up the vault: vCenter, replication policy and its mapping")
+        # Through the public SDK, as a user would after installing the site.
+        from .asr import Asr
+
+        try:
+            with Asr(state) as asr:
+                asr.setup_default()
+        except Exception as exc:
+            raise LabError(f"setting up the vault failed: {exc}") from exc
+
+    return _EarlyStep({s.name for s in services if s.role in _SETUP_ROLES}, run)
 
 
 def _check_prerequisites(services: list[ServiceDef]) -> Path | None:
@@ -402,29 +413,116 @@ def _probe(url: str, path: str, ctx: ssl.SSLContext, any_status: bool) -> bool:
         conn.close()
 
 
-def _wait_ready(running, lab, ca: Path, progress: Progress, timeout: float) -> None:
+class _Prober(threading.Thread):
+    """Polls one service's readiness probe, on one kept-alive connection, until it answers.
+
+    One thread per service: a service's socket is bound before it runs, so a connection is
+    accepted by the kernel at once and the TLS handshake waits until the service serves; a
+    single prober looping over every service would wait on each in turn.
+    """
+
+    INTERVAL = 0.025
+
+    def __init__(self, item: _Running, url: str, ctx: ssl.SSLContext, stop: threading.Event):
+        super().__init__(name=f"probe-{item.svc.name}", daemon=True)
+        self.item = item
+        self.host, port = url.removeprefix("https://").split(":")
+        self.port = int(port)
+        self.ctx = ctx
+        self.stop = stop
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        conn = None
+        svc = self.item.svc
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPSConnection(
+                        self.host, self.port, context=self.ctx, timeout=5
+                    )
+                conn.request("GET", svc.probe_path)
+                resp = conn.getresponse()
+                resp.read()
+                if svc.probe_any_status or resp.status == 200:
+                    self.ready.set()
+                    break
+            except (OSError, http.client.HTTPException):
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self.stop.wait(self.INTERVAL)
+        if conn is not None:
+            conn.close()
+
+
+@dataclass
+class _EarlyStep:
+    """Work to start as soon as some services are ready, while the others still start."""
+
+    needs: set[str]
+    run: Callable[[], None]
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        def target():
+            try:
+                self.run()
+            except BaseException as exc:  # reported by _wait_ready
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, name="early-step", daemon=True)
+        self.thread.start()
+
+
+def _wait_ready(
+    running, lab, ca: Path, progress: Progress, timeout: float, early: _EarlyStep | None = None
+) -> None:
     ctx = ssl.create_default_context(cafile=str(ca))
     t0 = time.monotonic()
     deadline = t0 + timeout
-    pending = list(running)
-    while pending:
-        for item in list(pending):
-            code = item.proc.poll()
-            if code is not None:
-                raise ServiceFailed(
-                    item.svc.name, f"exited with status {code} while starting", _tail(item)
-                )
-            url = lab["services"][item.svc.name]["url"]
-            if _probe(url, item.svc.probe_path, ctx, item.svc.probe_any_status):
-                pending.remove(item)
-                progress.ready(item.svc.name, time.monotonic() - t0)
-        if pending:
+    stop = threading.Event()
+    probers = [_Prober(item, lab["services"][item.svc.name]["url"], ctx, stop) for item in running]
+    for prober in probers:
+        prober.start()
+    pending = list(probers)
+    ready: set[str] = set()
+    try:
+        while pending or (early is not None and early.thread and early.thread.is_alive()):
+            for prober in list(pending):
+                item = prober.item
+                if prober.ready.is_set():
+                    pending.remove(prober)
+                    ready.add(item.svc.name)
+                    progress.ready(item.svc.name, time.monotonic() - t0)
+                    continue
+                code = item.proc.poll()
+                if code is not None:
+                    raise ServiceFailed(
+                        item.svc.name, f"exited with status {code} while starting", _tail(item)
+                    )
+            if early is not None:
+                if early.thread is None and early.needs <= ready:
+                    early.start()
+                if early.error is not None:
+                    raise early.error
             if time.monotonic() > deadline:
-                item = pending[0]
-                raise ServiceFailed(
-                    item.svc.name, f"was not ready within {timeout:.0f} s", _tail(item)
-                )
-            time.sleep(0.02)
+                if pending:
+                    item = pending[0].item
+                    raise ServiceFailed(
+                        item.svc.name, f"was not ready within {timeout:.0f} s", _tail(item)
+                    )
+                raise LabError(f"setting up the lab took longer than {timeout:.0f} s")
+            time.sleep(0.01)
+        if early is not None:
+            if early.thread is None:
+                early.start()
+                early.thread.join()
+            if early.error is not None:
+                raise early.error
+    finally:
+        stop.set()
 
 
 def _tail(item: _Running) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from .topology import Topology
+if TYPE_CHECKING:
+    from .topology import Topology
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lab.kit.units import parse_size
 
+from .errors import TopologyError
+
 TOPOLOGY_DIR = Path(__file__).parent / "topologies"
-
-
-class TopologyError(Exception):
-    def __init__(self, file: str, line: int | None, field: str | None, message: str):
-        self.file, self.line, self.field, self.message = file, line, field, message
-        where = f"{file}:{line}" if line else file
-        what = f" field '{field}':" if field else ""
-        super().__init__(f"{where}:{what} {message}")
 
 
 class _Model(BaseModel):

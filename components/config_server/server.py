@@ -99,13 +99,12 @@ class ConfigServer:
         return t
 
     def stop(self) -> None:
+        # Threads in a long poll (work items, vCenter watches) are daemons: they end with the
+        # process. The database needs no close: every write is already committed (WAL).
         self.stop_event.set()
         self._beat.set()
-        for t in list(self._threads):
-            t.join(timeout=5)
         if self.vault is not None:
             self.vault.close()
-        self.store.close()
 
     def ready(self) -> tuple[bool, str]:
         if not self.registered.is_set():

@@ -15,6 +15,8 @@ from pathlib import Path
 from azure.core.rest import HttpRequest
 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 
+from lab.kit.lro import QuickPolling
+
 log = logging.getLogger(__name__)
 
 API_VERSION = "2025-08-01"
@@ -69,7 +71,7 @@ class VaultClient:
             }
         }
         poller = self.sdk.replication_fabrics.begin_create(
-            self.creds.resource_group, self.creds.vault, self.fabric, body
+            self.creds.resource_group, self.creds.vault, self.fabric, body, polling=QuickPolling()
         )
         return poller.result().as_dict()
 

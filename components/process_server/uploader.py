@@ -91,8 +91,10 @@ class Uploader:
     def stop(self) -> None:
         self.stop_event.set()
         self.wakeup.set()
+        # An upload cut short stays in the cache and is done again at the next start.
+        deadline = time.monotonic() + 2.0
         for t in self._workers:
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def notify(self) -> None:
         self.wakeup.set()

@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 
 from .. import launcher
+from ..errors import TopologyError
 from ..kit.labinfo import LabNotFound, read_lab
-from ..topology import TopologyError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -42,6 +42,14 @@ def friendly_errors(f):
         except (launcher.LabError, TopologyError, LabNotFound, ValueError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
             sys.exit(1)
+        except Exception as exc:
+            # An Azure SDK error is the service's answer (e.g. a refused enable): show its
+            # message. Checked by module so the CLI does not import the SDK to start.
+            azure = sys.modules.get("azure.core.exceptions")
+            if azure is not None and isinstance(exc, azure.AzureError):
+                err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=False)
+                sys.exit(1)
+            raise
 
     return wrapper
 

@@ -7,11 +7,12 @@ import json
 import click
 from rich.table import Table
 
-from ..asr import Asr, AsrError
 from ._common import err, friendly_errors, lab_info, out, state_dir_option
 
 
-def _asr(state_dir) -> Asr:
+def _asr(state_dir):
+    from ..asr import Asr  # the Azure SDKs: imported by the commands that use them
+
     lab_info(state_dir)
     return Asr(state_dir)
 
@@ -31,15 +32,12 @@ def command():
 def enable(vm, policy, process_server, no_wait, state_dir):
     """Enable replication of VM (push-installs the mobility service)."""
     with _asr(state_dir) as asr:
-        try:
-            poller = asr.enable(vm, policy, process_server)
-            if no_wait:
-                err.print(f"enable replication of {vm} started")
-                return
-            with err.status(f"enabling replication of {vm} (push install, agent registration)"):
-                item = poller.result()
-        except AsrError as exc:
-            raise click.ClickException(str(exc)) from None
+        poller = asr.enable(vm, policy, process_server)
+        if no_wait:
+            err.print(f"enable replication of {vm} started")
+            return
+        with err.status(f"enabling replication of {vm} (push install, agent registration)"):
+            item = poller.result()
         err.print(
             f"[green]replication of {vm} enabled[/]: {item.properties.protection_state} "
             f"(mobility agent {item.properties.provider_specific_details.agent_version})"
@@ -52,12 +50,8 @@ def enable(vm, policy, process_server, no_wait, state_dir):
 @friendly_errors
 def disable(vm, state_dir):
     """Disable replication of VM."""
-    with _asr(state_dir) as asr:
-        try:
-            with err.status(f"disabling replication of {vm}"):
-                asr.disable(vm).result()
-        except AsrError as exc:
-            raise click.ClickException(str(exc)) from None
+    with _asr(state_dir) as asr, err.status(f"disabling replication of {vm}"):
+        asr.disable(vm).result()
     err.print(f"[green]replication of {vm} disabled[/]")
 
 
@@ -87,10 +81,7 @@ def _item_row(item) -> dict:
 def status(vm, as_json, state_dir):
     """Protected items: state, health, RPO, agent."""
     with _asr(state_dir) as asr:
-        try:
-            items = [asr.protected(vm)] if vm else asr.protected_items()
-        except AsrError as exc:
-            raise click.ClickException(str(exc)) from None
+        items = [asr.protected(vm)] if vm else asr.protected_items()
         rows = [_item_row(i) for i in items]
     if as_json:
         click.echo(json.dumps(rows if not vm else rows[0], indent=2, default=str))
