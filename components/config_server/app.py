@@ -104,4 +104,33 @@ def create_app(server):
         reply["replication"] = server.replication_for(agent)
         return jsonify(reply)
 
+    @app.get("/v1/agents/<agent_id>/commands")
+    def agent_commands(agent_id):
+        agent = registrar.authenticate_agent(request.headers.get("Authorization"))
+        if agent["id"] != agent_id:
+            raise NotRegistered("the token belongs to another agent")
+        try:
+            wait = min(max(float(request.args.get("wait", "0")), 0.0), 30.0)
+        except ValueError:
+            raise BadRequest("'wait' is a number of seconds") from None
+        return jsonify(
+            {"commands": server.groups.commands.claim(agent_id, wait, server.stop_event)}
+        )
+
+    @app.post("/v1/agents/<agent_id>/commands/<command_id>")
+    def agent_command_answer(agent_id, command_id):
+        agent = registrar.authenticate_agent(request.headers.get("Authorization"))
+        if agent["id"] != agent_id:
+            raise NotRegistered("the token belongs to another agent")
+        if not server.groups.commands.answer(agent_id, command_id, _body()):
+            return jsonify(
+                {
+                    "error": {
+                        "code": "UnknownCommand",
+                        "message": f"no command {command_id} for this agent",
+                    }
+                }
+            ), 404
+        return jsonify({"ok": True})
+
     return app

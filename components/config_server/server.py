@@ -14,6 +14,7 @@ from pathlib import Path
 from lab.kit.vaultkeys import replication_data_key
 
 from . import discovery
+from .groups import GroupCoordinator
 from .ps_work import PsWorkQueue
 from .registrar import Registrar
 from .store import ConfigStore
@@ -50,6 +51,7 @@ class ConfigServer:
         self._write_passphrase()
         self.ps_work = PsWorkQueue()
         self.work = WorkHandlers(self)
+        self.groups = GroupCoordinator(self)
         self.stop_event = ctx.stop_event
         self.registered = threading.Event()
         self._beat = threading.Event()
@@ -131,6 +133,7 @@ class ConfigServer:
             "protections": self.store.protections(),
             "inventory_vms": len(self.store.inventory()),
             "pending_process_server_work": len(self.ps_work),
+            "group_tags": {"taken": self.groups.tags_taken, "aborted": self.groups.tags_aborted},
             "last_error": self.last_error,
         }
 
@@ -163,6 +166,7 @@ class ConfigServer:
         if self.registered.is_set():
             self._spawn(self._heartbeat_loop, "vault-heartbeat")
             self._spawn(self.work.poll_loop, "vault-work")
+            self.groups.start()
 
     def heartbeat_soon(self) -> None:
         """Report to the vault now (a server or agent registered), not at the next beat."""

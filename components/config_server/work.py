@@ -13,6 +13,7 @@ the real service's kind of error code where one is known.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 
@@ -275,6 +276,8 @@ class WorkHandlers:
                 disks.append({"index": index, "disk_id": disk["id"], "size": disk["capacity"]})
         policy = p.get("policy") or {}
         agent = {
+            # A new enable is a new epoch: its streams never mix with an earlier one's.
+            "epoch": secrets.token_hex(3),
             "protected_item": p["protectedItemName"],
             "process_server": {"id": ps["id"], "url": ps["url"]},
             "disks": disks,

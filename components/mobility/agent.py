@@ -9,12 +9,15 @@ stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
 from components.http_client import JsonClient, ServerError, ca_file
 
 from . import filter as disk_filter
+from .journal import TAG_APP
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ AGENT_VERSION = "9.62.0.0"
 # The executables the guest lists for the service, as the real agent's are named.
 PROCESS_NAMES = {"windows": "svagents.exe", "linux": "svagentsd"}
 HEARTBEAT_SECONDS = 5.0
+GROUP_HOLD_SECONDS = 10.0  # the longest the agent holds its VM's writes for a group tag
 RETRY_SECONDS = (0.5, 1, 2, 5)
 
 
@@ -41,7 +45,65 @@ class MobilityAgent:
 
     def start(self) -> MobilityAgent:
         self._thread.start()
+        threading.Thread(target=self._commands, name="agent-commands", daemon=True).start()
         return self
+
+    # -- group tags: the configuration server's commands ------------------------------------
+    def _commands(self) -> None:
+        while not self.stop_event.is_set():
+            if self.replicator is None or not self.replicator.group or self.agent_id is None:
+                self.stop_event.wait(0.5)
+                continue
+            try:
+                for command in self._poll_commands(10):
+                    if command.get("kind") == "hold":
+                        self._group_tag(command)
+            except ServerError as exc:
+                log.warning("commands: %s", exc)
+                self.stop_event.wait(1.0)
+
+    def _poll_commands(self, wait: float) -> list[dict]:
+        reply = self.cs.call(
+            "GET", f"/v1/agents/{self.agent_id}/commands?wait={wait}", timeout=(5, wait + 30)
+        )
+        return reply.get("commands", [])
+
+    def _answer(self, command: dict, state: str, detail: str | None = None) -> None:
+        try:
+            self.cs.call(
+                "POST",
+                f"/v1/agents/{self.agent_id}/commands/{command['id']}",
+                {"state": state, "detail": detail},
+            )
+        except ServerError as exc:
+            log.warning("could not answer command %s: %s", command["id"], exc)
+
+    def _group_tag(self, hold: dict) -> None:
+        """Hold this VM's writes until the whole group holds, then tag and release."""
+        replicator = self.replicator
+        with contextlib.ExitStack() as stack:
+            try:
+                if hold["tag_kind"] == TAG_APP:
+                    stack.enter_context(self.api.quiesce(timeout=15))
+                stack.enter_context(disk_filter.STATE.hold_writes())
+            except Exception as exc:  # cannot quiesce: the group's tag is aborted
+                self._answer(hold, "refused", str(exc))
+                return
+            self._answer(hold, "held")
+            deadline = time.monotonic() + GROUP_HOLD_SECONDS
+            while time.monotonic() < deadline and not self.stop_event.is_set():
+                for command in self._poll_commands(1):
+                    if command.get("tag_id") != hold["tag_id"]:
+                        continue
+                    if command["kind"] == "commit":
+                        replicator.tag(
+                            command["tag_kind"],
+                            command["lab_time"],
+                            command["tag_id"],
+                            command["group"],
+                        )
+                    return  # commit or abort: release the writes
+            log.warning("group tag %s: no commit in time; writes released", hold["tag_id"])
 
     # -- the loop -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -101,6 +163,8 @@ class MobilityAgent:
             return
         if self.replicator is not None:
             self.replicator.stop()
+            if not replication or replication.get("epoch") != self.replicator.epoch:
+                self.replicator.discard()  # that pairing is over: its outbox is moot
             self.replicator = None
         self.replication = replication
         if replication:

@@ -17,6 +17,7 @@ memory); the next boot knows (`previous_shutdown_clean`), and the agent must res
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -68,17 +69,49 @@ class FilterState:
         return self.journal is not None
 
     # -- the agent's controls ---------------------------------------------------------------
+    @property
+    def saved_path(self):
+        return self.spill_dir / "journal.saved"
+
     def start_tracking(self) -> ChangeJournal:
-        """Begin journaling every write (replication starts). Idempotent."""
+        """Begin journaling every write (replication starts). Idempotent. After a clean
+        shutdown the journal kept then is picked up where it was."""
         with self.lock:
             if self.journal is None:
-                self.journal = ChangeJournal(
-                    sorted(self.disks), self.spill_dir / "journal.spill", self.memory_limit
-                )
-                if self.verify_mode:
-                    self.digests = {i: d.scan_digests() for i, d in self.disks.items()}
-                log.info("tracking changes on %d disks", len(self.disks))
+                spill = self.spill_dir / "journal.spill"
+                if self.saved_path.exists() and self.previous_shutdown_clean:
+                    self.journal, extra = ChangeJournal.restore(
+                        self.saved_path, spill, self.memory_limit
+                    )
+                    self.digests = {
+                        int(disk): {int(b): bytes.fromhex(h) for b, h in blocks.items()}
+                        for disk, blocks in extra.get("digests", {}).items()
+                    }
+                    log.info(
+                        "tracking resumed with %d journaled entries kept at shutdown",
+                        self.journal.pending_entries,
+                    )
+                else:
+                    self.journal = ChangeJournal(sorted(self.disks), spill, self.memory_limit)
+                    if self.verify_mode:
+                        self.digests = {i: d.scan_digests() for i, d in self.disks.items()}
+                    log.info("tracking changes on %d disks", len(self.disks))
+                self.saved_path.unlink(missing_ok=True)
             return self.journal
+
+    def keep_for_next_boot(self) -> None:
+        """At a clean shutdown: save the journal (and digests) so nothing written is lost."""
+        with self.lock:
+            if self.journal is None:
+                return
+            digests = {
+                str(disk): {str(b): d.hex() for b, d in blocks.items()}
+                for disk, blocks in self.digests.items()
+            }
+            kept = self.journal.save(self.saved_path, {"digests": digests})
+            self.journal.close()
+            self.journal = None
+            log.info("journal kept for the next boot (%d entries)", kept)
 
     def stop_tracking(self) -> None:
         with self.lock:
@@ -98,10 +131,12 @@ class FilterState:
                 self.manifests[tag_id] = {disk: dict(d) for disk, d in self.digests.items()}
             return tag
 
-    def hold(self):
-        """Hold every write of the VM (a multi-VM barrier) until the returned lock is released."""
-        self.lock.acquire()
-        return self.lock
+    @contextlib.contextmanager
+    def hold_writes(self):
+        """Hold every write of the VM (a multi-VM barrier) while the block runs; a tag taken
+        inside it by the same thread goes in at that instant."""
+        with self.lock:
+            yield
 
     def pop_manifest(self, tag: JournalTag) -> dict[int, dict[int, bytes]] | None:
         with self.lock:
@@ -162,6 +197,9 @@ class MobilityFilter:
             self.state.resized[self.index] = new_size
 
     def close(self) -> None:
+        # Only a clean shutdown closes disks (a hard power-off calls nothing): keep the
+        # journal then, once, before the first disk goes.
+        self.state.keep_for_next_boot()
         self.lower.close()
 
     # -- for the agent ----------------------------------------------------------------------

@@ -69,20 +69,26 @@ def create_app(server):
 
     @app.post("/v1/manifests")
     def manifests():
+        """Control records for the Azure side (docs/data-path.md): initial replication plans
+        and verify-mode manifests, uploaded as JSON next to the logs."""
         agent, err = _agent()
         if err is not None:
             return err
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not body.get("tag_id") or "disks" not in body:
-            return _error(400, "BadManifest", "a manifest has a tag_id and disks")
+        if not isinstance(body, dict) or body.get("kind") not in ("ir-plan", "manifest"):
+            return _error(400, "BadManifest", "a control record has kind ir-plan or manifest")
         if body.get("vm_id") != agent.vm_id:
-            return _error(403, "WrongVm", "an agent may only send its own VM's manifests")
-        seq = time.time_ns()
+            return _error(403, "WrongVm", "an agent may only send its own VM's records")
+        name = f"ir-plan-{body.get('epoch')}" if body["kind"] == "ir-plan" else body.get("tag_id")
+        if not name or not body.get("epoch") or "/" in name:
+            return _error(400, "BadManifest", "an epoch (and a tag_id for a manifest) is needed")
+        body["name"] = name
+        seq = time.time_ns()  # orders control records among themselves
         try:
             server.cache.admit(agent.vm_id, MANIFEST_DISK, seq, seq, json.dumps(body).encode())
         except CacheFull as exc:
             return _error(503, "CacheFull", str(exc), retry_after=1)
         server.uploader.notify()
-        return jsonify({"acknowledged": body["tag_id"]})
+        return jsonify({"acknowledged": name})
 
     return app

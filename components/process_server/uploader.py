@@ -6,8 +6,8 @@ the vault's replication key) and uploaded as a block blob named so that a listin
 gives its order; it leaves the cache only after the upload is confirmed. A failed upload is
 retried with backoff; nothing is skipped, since a gap would break the disk's change stream.
 
-Blob names: `<vm id>/<disk id>/<first seq:016d>-<last seq:016d>.log` in the container
-`CACHE_CONTAINER`; manifests (verify mode) as `manifests/<vm id>/<tag id>.json`.
+Blob names (docs/data-path.md): `<vm id>/<stream>/<first seq:016d>-<last seq:016d>.log` in
+the container `CACHE_CONTAINER`; control records as `manifests/<vm id>/<name>.json`.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class Uploader:
         self._ensure_container()
         data = self.cache.read(item)
         if item.disk == MANIFEST_DISK:
-            name = f"manifests/{item.vm}/{_tag_of(item, data)}.json"
+            name = f"manifests/{item.vm}/{_record_name(data)}.json"
             body = data
         else:
             key = self.key_source()
@@ -169,7 +169,7 @@ class Uploader:
         self.throughput.add(len(body))
 
 
-def _tag_of(item: CacheItem, data: bytes) -> str:
+def _record_name(data: bytes) -> str:
     import json
 
-    return json.loads(data)["tag_id"]
+    return json.loads(data)["name"]

@@ -15,7 +15,8 @@ of a pass).
 Plain layout (little-endian), what the agent sends to its process server over TLS:
 
     prelude   magic "DRLW" | version u16 | flags u16 | header_len u32 | total_len u64
-    header    first_seq u64 | last_seq u64 | disk_size u64 | record_count u32 | tag_count u16
+    header    first_seq u64 | last_seq u64 | disk_size u64 | captured_at f64
+              | record_count u32 | tag_count u16
               | vm_len u8 | disk_len u8 | vm_id | disk_id
               | tags: (position u32 | lab_time f64 | kind u8 | id_len u8 | group_len u8
                        | id | group_id) * tag_count
@@ -62,7 +63,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-VERSION = 1
+VERSION = 2  # 2: the header carries captured_at
 MAGIC = b"DRLW"
 SEALED_MAGIC = b"DRLS"
 SECTOR = 512
@@ -78,7 +79,7 @@ MAX_MESSAGE_BYTES = 256 * 2**20
 DEFAULT_ZSTD_LEVEL = 3
 
 _PRELUDE = struct.Struct("<4sHHIQ")
-_HEADER = struct.Struct("<QQQIHBB")
+_HEADER = struct.Struct("<QQQdIHBB")
 _TAG = struct.Struct("<IdBBB")
 _RECORD = struct.Struct("<QII")
 _RECORD_PLACE = struct.Struct("<QI")  # the part of a record header its CRC starts from
@@ -218,6 +219,9 @@ class Message:
     records: tuple[Record, ...] = ()
     tags: tuple[Tag, ...] = ()
     flags: Flags = Flags.NONE
+    # Lab time when the data left the change journal: how fresh the replica is once this is
+    # applied (the RPO). A message with no records is a marker that only says that.
+    captured_at: float = 0.0
 
     @property
     def identity(self) -> Identity:
@@ -268,6 +272,9 @@ def _validate(message: Message) -> None:
     size = message.disk_size
     if not isinstance(size, int) or size <= 0 or size % SECTOR or size > _U64:
         raise InvalidMessage(f"disk_size must be a positive multiple of {SECTOR} (got {size!r})")
+    captured = message.captured_at
+    if not isinstance(captured, (int, float)) or not math.isfinite(captured):
+        raise InvalidMessage(f"captured_at must be a finite number (got {captured!r})")
     if len(message.tags) > MAX_TAGS:
         raise InvalidMessage(f"at most {MAX_TAGS} tags per message (got {len(message.tags)})")
     if len(message.records) > 0xFFFFFFFF:
@@ -307,6 +314,7 @@ def _header_bytes(message: Message) -> bytes:
             message.first_sequence,
             message.last_sequence,
             message.disk_size,
+            float(message.captured_at),
             len(message.records),
             len(message.tags),
             len(vm),
@@ -409,10 +417,12 @@ def _decode_header(view: memoryview):
     actual = zlib.crc32(view[:header_end])
     if stored != actual:
         raise ChecksumMismatch("header", stored, actual)
-    first, last, disk_size, n_records, n_tags, vm_len, disk_len = _HEADER.unpack_from(
+    first, last, disk_size, captured_at, n_records, n_tags, vm_len, disk_len = _HEADER.unpack_from(
         view, PRELUDE_SIZE
     )
     _check_common(flags, first, last, error=Malformed)
+    if not math.isfinite(captured_at):
+        raise Malformed("captured_at is not a finite number")
     if disk_size == 0 or disk_size % SECTOR:
         raise Malformed(f"disk size {disk_size} is not a positive multiple of {SECTOR}")
     pos = PRELUDE_SIZE + _HEADER.size
@@ -445,7 +455,7 @@ def _decode_header(view: memoryview):
         tags.append(Tag(position, TagKind(kind), tag_id, lab_time, group))
     if pos != header_end:
         raise Malformed(f"{header_end - pos} unexplained byte(s) at the end of the header")
-    fields = (Flags(flags), vm_id, disk_id, first, last, disk_size, n_records)
+    fields = (Flags(flags), vm_id, disk_id, first, last, disk_size, n_records, captured_at)
     return fields, tuple(tags), header_end + _CRC.size
 
 
@@ -453,7 +463,9 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     """A message from its plain bytes, every checksum verified; raises a CorruptMessage
     subclass that says what is wrong. Record data are views into `data` (no copy)."""
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-    (flags, vm_id, disk_id, first, last, disk_size, n_records), tags, pos = _decode_header(view)
+    (flags, vm_id, disk_id, first, last, disk_size, n_records, captured_at), tags, pos = (
+        _decode_header(view)
+    )
     header_crc = view[pos - _CRC.size : pos]
     end = len(view) - _CRC.size
     crcs = bytearray()
@@ -481,7 +493,7 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     actual = zlib.crc32(crcs, zlib.crc32(header_crc))
     if stored != actual:
         raise ChecksumMismatch("message trailer", stored, actual)
-    return Message(vm_id, disk_id, first, last, disk_size, tuple(records), tags, flags)
+    return Message(vm_id, disk_id, first, last, disk_size, tuple(records), tags, flags, captured_at)
 
 
 # -- framing helpers ----------------------------------------------------------------------------
@@ -501,7 +513,7 @@ def peek_identity(data: bytes | bytearray | memoryview) -> Identity:
     if bytes(view[:4]) == SEALED_MAGIC:
         identity, _ = _sealed_identity(view)
         return identity
-    (flags, vm_id, disk_id, first, last, _size, _n), _tags, _pos = _decode_header(view)
+    (flags, vm_id, disk_id, first, last, _size, _n, _captured), _tags, _pos = _decode_header(view)
     return Identity(vm_id, disk_id, first, last, flags)
 
 

@@ -79,6 +79,7 @@ def messages(draw):
         records=recs,
         tags=tags,
         flags=flags,
+        captured_at=draw(st.floats(0, 4e9, allow_nan=False)),
     )
 
 
@@ -92,7 +93,9 @@ def sample(records=2, tags=True) -> Message:
         if tags
         else ()
     )
-    return Message("vm-win-app-01", "disk-1", 10, 19, 8 * 2**30, recs, tag_list)
+    return Message(
+        "vm-win-app-01", "disk-1", 10, 19, 8 * 2**30, recs, tag_list, captured_at=1000.25
+    )
 
 
 # -- round trips -------------------------------------------------------------------------------
@@ -222,7 +225,16 @@ def test_a_log_relabelled_as_another_disk_or_range_fails_authentication(message,
 
 def test_swapped_envelopes_between_two_disks_fail_authentication():
     a = sample()
-    b = Message("vm-win-app-01", "disk-2", 10, 19, a.disk_size, a.records, a.tags)
+    b = Message(
+        "vm-win-app-01",
+        "disk-2",
+        10,
+        19,
+        a.disk_size,
+        a.records,
+        a.tags,
+        captured_at=a.captured_at,
+    )
     sealed_a, sealed_b = wire.seal(a, KEY), wire.seal(b, KEY)
     _, end_a = wire._sealed_identity(memoryview(sealed_a))
     _, end_b = wire._sealed_identity(memoryview(sealed_b))
@@ -242,8 +254,8 @@ def test_bad_magic():
 
 def test_unsupported_version():
     encoded = bytearray(wire.encode(sample()))
-    struct.pack_into("<H", encoded, 4, 2)
-    with pytest.raises(wire.UnsupportedVersion, match="version 2"):
+    struct.pack_into("<H", encoded, 4, 1)
+    with pytest.raises(wire.UnsupportedVersion, match="version 1"):
         wire.decode(bytes(encoded))
     sealed = bytearray(wire.seal(sample(), KEY))
     struct.pack_into("<H", sealed, 4, 9)

@@ -109,3 +109,10 @@ def test_concurrent_writers_and_a_drainer_lose_nothing(tmp_path):
 def test_unknown_tag_kind_is_refused(journal):
     with pytest.raises(ValueError):
         journal.append_tag("t", "weird", 0.0)
+
+
+def test_a_marker_takes_a_sequence_number_and_is_no_tag(journal):
+    journal.append_write(0, 0, b"a" * 512)
+    marker = journal.append_marker(7.0)
+    assert marker.kind == "marker" and marker.seqs == {0: 2, 1: 1}
+    assert journal.next_seq(0) == 3

@@ -1,0 +1,381 @@
+"""The agent's replication: initial copy, then the change journal, to its process server.
+
+Follows docs/data-path.md. The filter starts tracking first, then the initial replication
+plan goes to the Azure side, then each disk's allocated extents (SEEK_DATA/SEEK_HOLE, never
+holes) as the initial-replication stream; once every disk's initial copy is acknowledged, the
+tag `ir-complete-<epoch>` goes into the journal, and from then on the journal is drained into
+differentials. Every message is written to the outbox before it is sent and removed only when
+the process server acknowledges it; failures are retried with backoff, and the process
+server's back-pressure (503 + Retry-After) slows the agent down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from components.http_client import JsonClient, ServerError
+from lab.kit import wire
+
+from . import filter as disk_filter
+from .journal import MARKER, TAG_APP, TAG_CRASH, JournalTag, JournalWrite
+from .outbox import AgentState, Outbox
+
+log = logging.getLogger(__name__)
+
+CHUNK = 4 << 20  # bytes per message: Azurite takes 4 MiB page writes
+# Differentials go out at least this often (wall seconds), or at once when a full message is
+# pending: small writes travel in batches, and the replica is never staler than this.
+DRAIN_SECONDS = 1.0
+IDLE_MARKER_SECONDS = 2.0  # wall seconds without writes before a freshness marker is sent
+BACKOFF = (0.2, 0.5, 1, 2, 5)
+MAX_REJECTIONS = 3
+
+
+class ResyncRequired(Exception):
+    """The change stream cannot continue as it is (a differential the process server keeps
+    refusing); replication must resynchronise."""
+
+
+class Replicator:
+    def __init__(self, agent, settings: dict, token: str):
+        self.agent = agent
+        self.api = agent.api
+        self.settings = settings
+        self.epoch = settings["epoch"]
+        self.disks = {d["index"]: d for d in settings["disks"]}
+        self.policy = settings["policy"]
+        self.group = settings.get("group") if self.policy.get("multi_vm_sync") else None
+        self.clock = self.api.clock
+        self.ps = JsonClient(settings["process_server"]["url"], agent.ca)
+        self.set_token(token)
+        spill = self.api.spill_dir
+        self.outbox = Outbox(spill / f"outbox-{self.epoch}")
+        self.state = AgentState(
+            spill / f"replication-{self.epoch}.json",
+            {
+                "ir": {},
+                "ir_complete": False,
+                "plan_sent": False,
+                "tag_counter": 0,
+                "last_crash": None,
+                "last_app": None,
+            },
+        )
+        self.stop_event = threading.Event()
+        self.error: str | None = None
+        self.bytes_sent = 0
+        self.messages_sent = 0
+        self.resync_required: str | None = None
+        self.app_unsupported = False
+        self._thread = threading.Thread(target=self._run, name="replicator", daemon=True)
+        self._last_sent_at = time.monotonic()
+
+    def set_token(self, token: str) -> None:
+        self.ps.authorization = f"Agent {token}"
+
+    def start(self) -> Replicator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._thread.join(timeout=10)
+        self.ps.close()
+
+    def discard(self) -> None:
+        """Forget this epoch's outbox and progress (replication was disabled or re-paired)."""
+        for path in self.outbox.pending():
+            self.outbox.done(path)
+        self.state.path.unlink(missing_ok=True)
+        try:
+            self.outbox.dir.rmdir()
+        except OSError:
+            pass
+
+    def status(self) -> dict:
+        journal = disk_filter.STATE.journal
+        return {
+            "epoch": self.epoch,
+            "initial_replication_complete": self.state.data["ir_complete"],
+            "initial_replication": self.state.data["ir"],
+            "journal_pending_bytes": journal.pending_bytes if journal else 0,
+            "outbox_messages": len(self.outbox.pending()),
+            "bytes_sent": self.bytes_sent,
+            "messages_sent": self.messages_sent,
+            "resync_required": self.resync_required,
+            "last_error": self.error,
+        }
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            journal = disk_filter.STATE.start_tracking()
+            self._flush_outbox()
+            if not self.state.data["plan_sent"]:
+                self._send_plan()
+            if not self.state.data["ir_complete"]:
+                for index in sorted(self.disks):
+                    self._initial_copy(index)
+                    if self.stop_event.is_set():
+                        return
+                disk_filter.STATE.tag(f"ir-complete-{self.epoch}", TAG_CRASH, self.clock.time())
+                self.state.data["ir_complete"] = True
+                self.state.data["last_crash"] = self.clock.time()
+                self.state.save()
+                log.info("initial replication of %d disks complete", len(self.disks))
+            last_drain = time.monotonic()
+            while not self.stop_event.is_set():
+                self._take_tags()
+                pending = journal.pending_bytes
+                due = time.monotonic() - last_drain >= DRAIN_SECONDS
+                if pending >= CHUNK or (pending and due):
+                    # Everything pending goes now, in batches that end at tags.
+                    while journal.pending_entries and not self.stop_event.is_set():
+                        self._drain(journal)
+                    last_drain = time.monotonic()
+                elif time.monotonic() - self._last_sent_at > IDLE_MARKER_SECONDS:
+                    journal.append_marker(self.clock.time())
+                else:
+                    self.stop_event.wait(0.05)
+        except ResyncRequired as exc:
+            self.resync_required = str(exc)
+            log.error("replication stopped: resynchronisation required: %s", exc)
+        except Exception as exc:  # keep the guest alive; the agent reports the error
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("replication failed")
+
+    # -- sending ------------------------------------------------------------------------------
+    def _send(self, body: bytes) -> None:
+        """Send one encoded message until the process server acknowledges it."""
+        attempt = rejections = 0
+        while not self.stop_event.is_set():
+            try:
+                self.ps.call(
+                    "POST",
+                    "/v1/differentials",
+                    data=body,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+                self.bytes_sent += len(body)
+                self.messages_sent += 1
+                self._last_sent_at = time.monotonic()
+                self.error = None
+                return
+            except ServerError as exc:
+                self.error = str(exc)
+                if exc.status == 400:  # the process server found it damaged
+                    rejections += 1
+                    if rejections >= MAX_REJECTIONS:
+                        raise ResyncRequired(str(exc)) from exc
+                    wait = 0.1
+                elif exc.status == 503 and exc.retry_after:
+                    wait = exc.retry_after  # back-pressure: the cache is full
+                else:
+                    wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                    attempt += 1
+                log.info("send refused or failed (retrying in %.1f s): %s", wait, exc)
+                self.stop_event.wait(wait)
+        raise InterruptedError("stopped")
+
+    def _flush_outbox(self) -> None:
+        for path in self.outbox.pending():
+            self._send(path.read_bytes())
+            self.outbox.done(path)
+
+    def _post_record(self, body: dict) -> None:
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                self.ps.call("POST", "/v1/manifests", body)
+                return
+            except ServerError as exc:
+                self.error = str(exc)
+                wait = exc.retry_after or BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                attempt += 1
+                self.stop_event.wait(wait)
+        raise InterruptedError("stopped")
+
+    def _ship(self, message: wire.Message) -> None:
+        path = self.outbox.put(wire.encode(message))
+        self._send(path.read_bytes())
+        self.outbox.done(path)
+
+    # -- initial replication ----------------------------------------------------------------
+    def _disk(self, index: int):
+        return disk_filter.STATE.disks[index]
+
+    def _send_plan(self) -> None:
+        disks = []
+        for index, d in sorted(self.disks.items()):
+            extents = self._disk(index).allocated_extents()
+            disks.append(
+                {
+                    "index": index,
+                    "disk_id": d["disk_id"],
+                    "size": self._disk(index).size,
+                    "allocated": sum(length for _, length in extents),
+                }
+            )
+        self._post_record(
+            {
+                "kind": "ir-plan",
+                "vm_id": self.api.vm_id,
+                "epoch": self.epoch,
+                "protected_item": self.settings["protected_item"],
+                "lab_time": self.clock.time(),
+                "disks": disks,
+            }
+        )
+        self.state.data["plan_sent"] = True
+        self.state.save()
+
+    def _initial_copy(self, index: int) -> None:
+        disk = self._disk(index)
+        progress = self.state.data["ir"].setdefault(
+            str(index), {"next_offset": 0, "seq": 0, "done": False, "bytes": 0}
+        )
+        if progress["done"]:
+            return
+        stream = f"{self.epoch}-{index}-ir"
+        chunks = list(_chunks(disk.allocated_extents(), progress["next_offset"]))
+        if not chunks:
+            chunks = [None]  # an empty disk still ends its pass
+        for i, chunk in enumerate(chunks):
+            if self.stop_event.is_set():
+                return
+            last = i == len(chunks) - 1
+            records = ()
+            if chunk is not None:
+                offset, length = chunk
+                records = (wire.Record(offset, disk.read(offset, length)),)
+            flags = wire.Flags.INITIAL_REPLICATION | (wire.Flags.END_OF_PASS if last else 0)
+            seq = progress["seq"] + 1
+            self._ship(
+                wire.Message(
+                    self.api.vm_id,
+                    stream,
+                    seq,
+                    seq,
+                    disk.size,
+                    records,
+                    flags=flags,
+                    captured_at=self.clock.time(),
+                )
+            )
+            progress["seq"] = seq
+            if chunk is not None:
+                progress["next_offset"] = chunk[0] + chunk[1]
+                progress["bytes"] += chunk[1]
+            progress["done"] = last
+            self.state.save()
+
+    # -- tags ---------------------------------------------------------------------------------
+    def _take_tags(self) -> None:
+        if self.group:
+            return  # the configuration server coordinates the group's tags
+        now = self.clock.time()
+        data = self.state.data
+        crash_every = self.policy["crash_consistent_minutes"] * 60
+        app_every = self.policy["app_consistent_minutes"] * 60
+        app_due = app_every and now - (data["last_app"] or data["last_crash"] or now) >= app_every
+        if app_due and not self.app_unsupported and self._app_tag(now):
+            data["last_app"] = data["last_crash"] = now
+            self.state.save()
+            return
+        if now - (data["last_crash"] or now) >= crash_every:
+            self.tag(TAG_CRASH, now)
+            data["last_crash"] = now
+            self.state.save()
+
+    def _next_tag_id(self, prefix: str, now: float) -> str:
+        self.state.data["tag_counter"] += 1
+        return f"{prefix}-{int(now)}-{self.state.data['tag_counter']}"
+
+    def tag(self, kind: str, now: float, tag_id: str | None = None, group: str | None = None):
+        tag_id = tag_id or self._next_tag_id("cc" if kind == TAG_CRASH else "ac", now)
+        return disk_filter.STATE.tag(tag_id, kind, now, group)
+
+    def _app_tag(self, now: float) -> bool:
+        try:
+            with self.api.quiesce(timeout=10):
+                self.tag(TAG_APP, now)
+            return True
+        except Exception as exc:  # no VSS-capable application: crash-consistent points only
+            log.info("no app-consistent recovery points for this VM: %s", exc)
+            self.app_unsupported = True
+            return False
+
+    # -- the journal --------------------------------------------------------------------------
+    def _drain(self, journal) -> None:
+        entries = journal.take(max_bytes=CHUNK, stop_at_tag=True)
+        if not entries:
+            return
+        captured = self.clock.time()
+        manifest = None
+        for index in sorted(self.disks):
+            message = _message(
+                self.api.vm_id,
+                f"{self.epoch}-{index}",
+                index,
+                entries,
+                self._disk(index).size,
+                captured,
+            )
+            if message is not None:
+                self._ship(message)
+        for entry in entries:
+            if isinstance(entry, JournalTag) and entry.kind != MARKER:
+                manifest = disk_filter.STATE.pop_manifest(entry)
+                if manifest is not None:
+                    self._post_record(_manifest_record(self.api.vm_id, self.epoch, entry, manifest))
+
+
+def _message(vm_id, stream, index, entries, size, captured) -> wire.Message | None:
+    """The part of a batch of journal entries that belongs to one disk."""
+    records, tags, seqs = [], [], []
+    for entry in entries:
+        if isinstance(entry, JournalWrite):
+            if entry.disk == index:
+                records.append(wire.Record(entry.offset, entry.data))
+                seqs.append(entry.seq)
+        elif index in entry.seqs:
+            seqs.append(entry.seqs[index])
+            if entry.kind != MARKER:
+                kind = (
+                    wire.TagKind.APP_CONSISTENT
+                    if entry.kind == TAG_APP
+                    else wire.TagKind.CRASH_CONSISTENT
+                )
+                tags.append(wire.Tag(len(records), kind, entry.tag_id, entry.lab_time, entry.group))
+    if not seqs:
+        return None
+    return wire.Message(
+        vm_id, stream, min(seqs), max(seqs), size, tuple(records), tuple(tags), captured_at=captured
+    )
+
+
+def _manifest_record(vm_id: str, epoch: str, tag: JournalTag, manifest: dict) -> dict:
+    return {
+        "kind": "manifest",
+        "vm_id": vm_id,
+        "epoch": epoch,
+        "tag_id": tag.tag_id,
+        "block_size": disk_filter.DIGEST_BLOCK,
+        "disks": {
+            str(disk): {str(block): digest.hex() for block, digest in digests.items()}
+            for disk, digests in manifest.items()
+        },
+    }
+
+
+def _chunks(extents, start: int):
+    """(offset, length) pieces of at most CHUNK bytes of the extents, from `start` on."""
+    for offset, length in extents:
+        end = offset + length
+        pos = max(offset, start)
+        while pos < end:
+            size = min(CHUNK, end - pos)
+            yield pos, size
+            pos += size
