@@ -285,9 +285,10 @@ class ChangeJournal:
         journal = cls([], spill_path, memory_limit)
         journal._next_seq = {int(k): v for k, v in head["next_seq"].items()}
         pos = 4 + head_len
-        while pos < len(data):
-            kind, length = _HEAD.unpack_from(data, pos)
-            pos += _HEAD.size
-            journal._push(_decode(kind, data[pos : pos + length]))
-            pos += length
+        with journal._lock:
+            while pos < len(data):
+                kind, length = _HEAD.unpack_from(data, pos)
+                pos += _HEAD.size
+                journal._push(_decode(kind, data[pos : pos + length]))
+                pos += length
         return journal, head["extra"]
