@@ -126,7 +126,10 @@ class ConfigServer:
                 for s in self.store.servers("master_targets")
             ],
             "agents": [
-                {k: a[k] for k in ("id", "vm_id", "hostname", "version", "last_heartbeat")}
+                {
+                    k: a[k]
+                    for k in ("id", "vm_id", "hostname", "version", "last_heartbeat", "status")
+                }
                 for a in self.store.agents()
             ],
             "vcenters": self.store.vcenters(),

@@ -176,6 +176,8 @@ class WorkHandlers:
         self._report(item, {"task": ENABLE_TASK, "state": "InProgress"})
         settings = self._agent_settings(p, vm, ps)
         store.set_protection(vm_id, settings, "Enabled", self.server.clock.time())
+        # The agent learns at its next heartbeat; ask it for one now.
+        self.server.groups.commands.send(agent["id"], {"kind": "heartbeat"})
         self._report(item, {"task": ENABLE_TASK, "state": "Succeeded"})
         return {
             "agentVersion": agent["version"],
@@ -295,5 +297,8 @@ class WorkHandlers:
         vm_id = item["payload"].get("vmId")
         if vm_id:
             self.server.store.remove_protection(vm_id)
+            agent = self.server.store.agent(vm_id)
+            if agent is not None:
+                self.server.groups.commands.send(agent["id"], {"kind": "heartbeat"})
         self._report(item, {"task": "StopReplicationTask", "state": "Succeeded"})
         return {}

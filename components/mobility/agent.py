@@ -40,6 +40,7 @@ class MobilityAgent:
         self.replication: dict | None = None
         self.replicator = None
         self.stop_event = threading.Event()
+        self.wake = threading.Event()  # heartbeat now rather than at the next interval
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="mobility-agent", daemon=True)
 
@@ -51,13 +52,15 @@ class MobilityAgent:
     # -- group tags: the configuration server's commands ------------------------------------
     def _commands(self) -> None:
         while not self.stop_event.is_set():
-            if self.replicator is None or not self.replicator.group or self.agent_id is None:
+            if self.agent_id is None:
                 self.stop_event.wait(0.5)
                 continue
             try:
                 for command in self._poll_commands(10):
                     if command.get("kind") == "hold":
                         self._group_tag(command)
+                    elif command.get("kind") == "heartbeat":
+                        self.wake.set()  # e.g. replication was just paired: ask now
             except ServerError as exc:
                 log.warning("commands: %s", exc)
                 self.stop_event.wait(1.0)
@@ -125,7 +128,8 @@ class MobilityAgent:
             except Exception:  # the agent must outlive any one bad answer
                 log.exception("mobility agent loop failed; retrying")
                 wait = RETRY_SECONDS[-1]
-            self.stop_event.wait(wait)
+            self.wake.wait(wait)
+            self.wake.clear()
 
     def _register(self) -> None:
         reply = self.cs.call("POST", "/v1/agents/register", self._identity(self.passphrase))
@@ -186,6 +190,7 @@ class MobilityAgent:
 
     def stop(self, clean: bool) -> None:
         self.stop_event.set()
+        self.wake.set()
         if self.replicator is not None:
             self.replicator.stop()
         self._thread.join(timeout=10)

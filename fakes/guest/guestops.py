@@ -236,11 +236,20 @@ class ProcessTable:
 class Programs:
     """Finds and runs what start_program names, built-in or lab program."""
 
-    def __init__(self, os_family: str, fs: GuestFileSystem, table: ProcessTable, make_api):
+    def __init__(
+        self,
+        os_family: str,
+        fs: GuestFileSystem,
+        table: ProcessTable,
+        make_api,
+        service_control=None,
+    ):
         self.os_family = os_family
         self.fs = fs
         self.table = table
         self.make_api = make_api  # (owner, environment, cwd) -> GuestAPI
+        # (action, service) -> exit code: what `systemctl` and `net start|stop` do
+        self.service_control = service_control
 
     def split(self, arguments: str) -> list[str]:
         if not arguments:
@@ -292,6 +301,7 @@ class Programs:
             return {
                 "c:\\windows\\system32\\cmd.exe": self._cmd,
                 "c:\\windows\\system32\\timeout.exe": lambda argv: self._shell(["timeout", *argv]),
+                "c:\\windows\\system32\\net.exe": lambda argv: self._shell(["net", *argv]),
             }.get(key)
         key = str(PurePosixPath(path))
         table = {
@@ -299,6 +309,7 @@ class Programs:
             "false": lambda argv: 1,
             "sleep": lambda argv: self._shell(["sleep", *argv]),
             "echo": lambda argv: self._shell(["echo", *argv]),
+            "systemctl": lambda argv: self._shell(["systemctl", *argv]),
             "sh": self._sh,
             "bash": self._sh,
         }
@@ -336,6 +347,13 @@ class Programs:
             return 0
         if command == "echo":
             return self._echo(args)
+        action = args[0].lower() if len(args) == 2 else None
+        if self.service_control is not None and action is not None:
+            linux = self.os_family != "windows"
+            if (linux and command == "systemctl" and action in ("start", "stop", "restart")) or (
+                not linux and command == "net" and action in ("start", "stop")
+            ):
+                return self.service_control(action, args[1])
         return not_found
 
     def _echo(self, args: list[str]) -> int:

@@ -68,6 +68,7 @@ class GuestOS:
         self.app_area: Area | None = None
         self.workload: Workload | None = None
         self.services: dict[str, object] = {}
+        self.service_pids: dict[str, tuple[str, int]] = {}  # module -> (process name, pid)
         self.load_errors: list[str] = []
         self.stopping = threading.Event()
         self.on_power_request = None  # callable(action) set by the process running the OS
@@ -80,7 +81,9 @@ class GuestOS:
         self._expired_tokens: set[str] = set()
         self.fs = GuestFileSystem(self.run_dir / "fs", config.os_family)
         self.processes = ProcessTable(config.os_family, self.clock)
-        self.programs = Programs(config.os_family, self.fs, self.processes, self._program_api)
+        self.programs = Programs(
+            config.os_family, self.fs, self.processes, self._program_api, self.control_service
+        )
 
     # -- boot ---------------------------------------------------------------------------------
     def boot(self) -> None:
@@ -149,11 +152,38 @@ class GuestOS:
                 ".exe" if self.config.os_family == "windows" else ""
             )
             proc = names.get(self.config.os_family, default)
-            self.processes.add_system(proc, f"drlab-service {name}")
+            pid = self.processes.add_system(proc, f"drlab-service {name}")
+            self.service_pids[name] = (proc, pid)
         except Exception as exc:
             message = str(exc) if isinstance(exc, DriverError) else f"service {name}: {exc!r}"
             log.error("%s", message)
             self.load_errors.append(message)
+
+    def control_service(self, action: str, which: str) -> int:
+        """Stop, start or restart an installed service by module or process name (what
+        `systemctl restart svagentsd` or `net stop svagents` do); returns the exit code."""
+        wanted = which.lower().removesuffix(".exe")
+
+        def known_as(module: str) -> set[str]:
+            process = self.service_pids.get(module, ("",))[0]
+            return {module.lower(), process.lower().removesuffix(".exe")}
+
+        name = next((n for n in self.registry.services if wanted in known_as(n)), None)
+        if name is None:
+            return 1060 if self.config.os_family == "windows" else 5  # no such service
+        if action in ("stop", "restart") and name in self.services:
+            handle = self.services.pop(name)
+            try:
+                handle.stop(True)
+            finally:
+                _proc, pid = self.service_pids.pop(name, (None, None))
+                if pid is not None:
+                    self.processes.end(pid, 0)
+            log.info("service %s stopped", name)
+        if action in ("start", "restart") and name not in self.services:
+            self._start_service(name)
+            log.info("service %s started", name)
+        return 0
 
     def _start_app(self) -> None:
         self.app_area = Area.from_dict(self.registry.app_area)

@@ -176,3 +176,20 @@ def test_a_guest_without_an_os_does_not_boot(tmp_path):
     )
     with pytest.raises(SystemAreaError, match="no operating system"):
         GuestOS(config, WallClock(), [MemoryDevice(4 * MiB)]).boot()
+
+
+def test_systemctl_restarts_a_service_and_the_process_list_shows_it(machine):
+    m = machine(churn_mb_s=0)
+    guest = m.boot()
+    guest.install([], [SERVICE], {})
+    spill = guest.run_dir / "spill" / SERVICE
+    before = [p for p in guest.processes.list() if p["name"] == "beacon_service"]
+    assert len(before) == 1 and before[0]["exit_code"] is None
+    pid = guest.programs.start("root", "/bin/systemctl", "restart beacon_service", None, None)
+    wait_for(lambda: guest.processes.list([pid])[0]["exit_code"] is not None, timeout=10)
+    assert guest.processes.list([pid])[0]["exit_code"] == 0
+    assert json.loads((spill / "stopped.json").read_text())["clean"] is True
+    after = [p for p in guest.processes.list() if p["name"] == "beacon_service"]
+    assert [p["exit_code"] for p in after] == [0, None]  # the old process ended, a new one runs
+    assert guest.control_service("stop", "no-such-service") == 5
+    guest.shutdown()
