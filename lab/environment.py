@@ -33,6 +33,8 @@ def lab_environment(
         env["DRLAB_ARM_URL"] = urls["arm"]
     if "azurite" in urls:
         env["DRLAB_BLOB_URL"] = f"{urls['azurite']}/{topology.cache_account().name}"
+    if "azurite-disks" in urls and topology.disks_account() is not None:
+        env["DRLAB_DISKS_BLOB_URL"] = f"{urls['azurite-disks']}/{topology.disks_account().name}"
     if "servicebus" in urls:
         env["DRLAB_SERVICEBUS_URL"] = urls["servicebus"]
     if "mail" in urls:

@@ -54,11 +54,29 @@ SERVICES: list[ServiceDef] = [
         stopped_marker="Azurite Blob service successfully closed",
         node_package="azurite",
     ),
+    # The disks account (seed and managed disks) in an Azurite of its own: each byte of the
+    # data path crosses the cache account twice and the disks account once.
+    ServiceDef(
+        "azurite-disks",
+        "fakes.azure.storage",
+        handoff_socket=False,
+        probe_path="/",
+        probe_any_status=True,
+        stopped_marker="Azurite Blob service successfully closed",
+        node_package="azurite",
+        enabled=lambda t: t.disks_account() is not None,
+    ),
     ServiceDef("entra", "fakes.azure.entra"),
     ServiceDef("arm", "fakes.azure.arm"),
     ServiceDef("vcenter", "fakes.vcenter", enabled=lambda t: t.vcenter is not None),
     ServiceDef("servicebus", "fakes.azure.servicebus", enabled=lambda t: t.servicebus is not None),
     ServiceDef("mail", "fakes.mail", extra_ports=("smtp",), enabled=lambda t: t.mail is not None),
+    # Applies replication logs to seed disks, makes recovery points, computes RPO.
+    ServiceDef(
+        "sr-worker",
+        "fakes.azure.siterecovery.worker",
+        enabled=lambda t: t.disks_account() is not None,
+    ),
     # The on-premises roles, one process each, named as in the topology (cs-01, ps-01, mt-01).
     ServiceDef(
         "config-server",

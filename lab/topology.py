@@ -112,6 +112,8 @@ class StorageSpec(_Model):
         _unique_by(self.accounts, "name")
         if sum(a.role == "cache" for a in self.accounts) != 1:
             raise ValueError("exactly one storage account must have role 'cache'")
+        if sum(a.role == "disks" for a in self.accounts) > 1:
+            raise ValueError("at most one storage account may have role 'disks'")
         return self
 
 
@@ -378,6 +380,9 @@ class Topology(_Model):
 
     def cache_account(self) -> StorageAccountSpec:
         return next(a for a in self.storage.accounts if a.role == "cache")
+
+    def disks_account(self) -> StorageAccountSpec | None:
+        return next((a for a in self.storage.accounts if a.role == "disks"), None)
 
 
 def _unique_by(items, attr):

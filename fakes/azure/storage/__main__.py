@@ -28,7 +28,10 @@ def main() -> None:
         key=pki.dir / f"{name}.key",
         access_log=storage.get("access_log", False),
     )
-    env = dict(os.environ, AZURITE_ACCOUNTS=accounts_env(storage["accounts"]))
+    # This instance serves the disks account if it is the disks instance, the others if not.
+    disks = name.endswith("-disks")
+    accounts = [a for a in storage["accounts"] if (a["role"] == "disks") == disks]
+    env = dict(os.environ, AZURITE_ACCOUNTS=accounts_env(accounts))
     os.execve(node, cmd, env)
 
 
