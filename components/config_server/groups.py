@@ -50,8 +50,10 @@ class AgentCommands:
             if body.get("kind") == "heartbeat":
                 # One pending "heartbeat now" is enough; an agent that is away gets one.
                 for other in self._commands.values():
-                    if other.agent_id == agent_id and not other.delivered and (
-                        other.body.get("kind") == "heartbeat"
+                    if (
+                        other.agent_id == agent_id
+                        and not other.delivered
+                        and (other.body.get("kind") == "heartbeat")
                     ):
                         return other
             self._commands[command.id] = command

@@ -197,9 +197,15 @@ class Replicator:
                 self.stop_event.wait(wait)
         raise InterruptedError("stopped")
 
-    def _ship(self, message: wire.Message) -> None:
-        path = self.outbox.put(wire.encode(message))
-        self._send(path.read_bytes())
+    def _ship(self, message: wire.Message, durable: bool = True) -> None:
+        body = wire.encode(message)
+        if not durable:
+            # Initial-replication extents can be read from the disk again after a restart
+            # (progress is kept by offset): they need no copy in the outbox.
+            self._send(body)
+            return
+        path = self.outbox.put(body)
+        self._send(body)
         self.outbox.done(path)
 
     # -- initial replication ----------------------------------------------------------------
@@ -262,7 +268,8 @@ class Replicator:
                     records,
                     flags=flags,
                     captured_at=self.clock.time(),
-                )
+                ),
+                durable=False,
             )
             progress["seq"] = seq
             if chunk is not None:
