@@ -556,12 +556,15 @@ def down(state_dir: str | os.PathLike | None = None) -> list[str]:
         return names
 
 
-def _stop(refs: list[ProcRef], lab: dict) -> None:
-    # Processes the services started (guests) go first: they write to what the services serve.
+def _stop(refs: list[ProcRef], lab: dict, children: bool = True) -> None:
+    """Stop services gracefully, then by force. With `children`, the processes the services
+    started (guests) go first: they write to what the services serve. Restarting one
+    service leaves them running, as VMs keep running when vCenter or storage restarts."""
     state = Path(lab["state_dir"])
-    stop_all(registered(state), grace=2.0)
-    for path in (state / "run" / "procs").glob("*.json"):
-        path.unlink(missing_ok=True)
+    if children:
+        stop_all(registered(state), grace=2.0)
+        for path in (state / "run" / "procs").glob("*.json"):
+            path.unlink(missing_ok=True)
     markers = {}
     for name, info in lab["services"].items():
         svc = definition(info.get("role", name))
@@ -613,7 +616,7 @@ def restart_service(
             if kill:
                 stop_all([ref], grace=0.0)
             else:
-                _stop([ref], lab)
+                _stop([ref], lab, children=False)
         sock = _bind(info["port"], name, wait=5.0)
         if not svc.handoff_socket:  # it binds the port itself; it only had to be free
             sock.close()

@@ -122,7 +122,8 @@ class Replicator:
                         return
                 disk_filter.STATE.tag(f"ir-complete-{self.epoch}", TAG_CRASH, self.clock.time())
                 self.state.data["ir_complete"] = True
-                self.state.data["last_crash"] = self.clock.time()
+                # Both schedules start at the first point (which is crash-consistent).
+                self.state.data["last_crash"] = self.state.data["last_app"] = self.clock.time()
                 self.state.save()
                 log.info("initial replication of %d disks complete", len(self.disks))
             last_drain = time.monotonic()
@@ -286,7 +287,7 @@ class Replicator:
         data = self.state.data
         crash_every = self.policy["crash_consistent_minutes"] * 60
         app_every = self.policy["app_consistent_minutes"] * 60
-        app_due = app_every and now - (data["last_app"] or data["last_crash"] or now) >= app_every
+        app_due = app_every and now - (data["last_app"] or now) >= app_every
         if app_due and not self.app_unsupported and self._app_tag(now):
             data["last_app"] = data["last_crash"] = now
             self.state.save()
