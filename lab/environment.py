@@ -37,6 +37,8 @@ def lab_environment(
         env["DRLAB_DISKS_BLOB_URL"] = f"{urls['azurite-disks']}/{topology.disks_account().name}"
     if "servicebus" in urls:
         env["DRLAB_SERVICEBUS_URL"] = urls["servicebus"]
+    if "links" in urls:
+        env["DRLAB_LINKS_URL"] = urls["links"]  # the link proxies' API (Toxiproxy's)
     if "mail" in urls:
         env["DRLAB_MAIL_URL"] = urls["mail"]
         smtp = (extra_ports or {}).get("mail", {}).get("smtp")

@@ -31,7 +31,8 @@ class ServiceDef:
     node_package: str | None = None
     # More sockets besides its HTTPS one (e.g. "smtp"): each handed over as
     # DRLAB_LISTEN_FD_<NAME>, its port published in lab.json under services.<name>.ports.
-    extra_ports: tuple[str, ...] = ()
+    # A callable computes them from the topology (the link proxies: one per link).
+    extra_ports: tuple[str, ...] | Callable[[Topology], tuple[str, ...]] = ()
     # A role with several instances (process servers): the names of its services, from the
     # topology. Each instance runs the same module under its own name; `role` keeps the
     # definition's name.
@@ -77,6 +78,14 @@ SERVICES: list[ServiceDef] = [
         "fakes.azure.siterecovery.worker",
         enabled=lambda t: t.disks_account() is not None,
     ),
+    # TCP proxies on the lab's network links (agent -> process server, process server -> Azure,
+    # the failback VPN), each on a port of its own; stopped after the on-premises roles.
+    ServiceDef(
+        "links",
+        "fakes.links",
+        extra_ports=lambda t: tuple(link.name for link in t.links.proxies or ()),
+        enabled=lambda t: bool(t.links.proxies),
+    ),
     # The on-premises roles, one process each, named as in the topology (cs-01, ps-01, mt-01).
     ServiceDef(
         "config-server",
@@ -109,7 +118,8 @@ def enabled_services(topology: Topology) -> list[ServiceDef]:
             override = topology.services.get(name)
             if override is not None and not override.enabled:
                 continue
-            chosen.append(replace(svc, name=name, role=svc.role))
+            extra = svc.extra_ports(topology) if callable(svc.extra_ports) else svc.extra_ports
+            chosen.append(replace(svc, name=name, role=svc.role, extra_ports=tuple(extra)))
     return chosen
 
 

@@ -349,6 +349,42 @@ class ReplicationSpec(_Model):
     test_network: str = "vnet-test"
 
 
+class LinkSpec(_Model):
+    """A TCP proxy on one of the lab's network links (`drlab link`, fakes.links)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    name: str = Field(pattern=r"^[a-z][-a-z0-9]{0,62}$")
+    from_: str = Field(alias="from", min_length=1)  # whose traffic crosses it: agent, ps-01, azure
+    to: str = Field(min_length=1)  # the service it forwards to, as named in lab.json
+
+
+class LinksSpec(_Model):
+    """The link proxies. Without `proxies`, one per link of the seed's architecture:
+    agent-to-<ps> and <ps>-to-azure for each process server, and `vpn` (failback: Azure to
+    the first master target)."""
+
+    proxies: list[LinkSpec] | None = None
+    max_connections: int = Field(64, ge=1, le=1024)  # per link
+    max_buffer_kb: int = Field(1024, ge=16, le=65536)  # per connection and direction
+
+    @model_validator(mode="after")
+    def _unique(self):
+        _unique_by(self.proxies or [], "name")
+        return self
+
+
+def _default_links(onprem: OnPremSpec | None) -> list[LinkSpec]:
+    if onprem is None:
+        return []
+    links = []
+    for ps in onprem.process_servers:
+        links.append(LinkSpec(name=f"agent-to-{ps.name}", from_="agent", to=ps.name))
+        links.append(LinkSpec(name=f"{ps.name}-to-azure", from_=ps.name, to="azurite"))
+    if onprem.master_targets:
+        links.append(LinkSpec(name="vpn", from_="azure", to=onprem.master_targets[0].name))
+    return links
+
+
 class ServiceSpec(_Model):
     port: Port = 0
     enabled: bool = True
@@ -367,6 +403,13 @@ class Topology(_Model):
     servicebus: ServiceBusSpec | None = None
     mail: MailSpec | None = None
     services: dict[str, ServiceSpec] = {}
+    links: LinksSpec = Field(default_factory=LinksSpec)
+
+    @model_validator(mode="after")
+    def _default_link_proxies(self):
+        if self.links.proxies is None:
+            self.links = self.links.model_copy(update={"proxies": _default_links(self.onprem)})
+        return self
 
     @model_validator(mode="after")
     def _operator_known(self):

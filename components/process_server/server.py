@@ -16,6 +16,7 @@ from pathlib import Path
 from azure.storage.blob import BlobServiceClient
 
 from components.http_client import JsonClient, ServerError
+from lab.kit import links
 from lab.kit.units import parse_size
 
 from . import push_install
@@ -43,8 +44,9 @@ class ProcessServer:
         self.vms_seen: set[str] = set()
         self.push_installs = {"succeeded": 0, "failed": 0}
         account = next(a for a in ctx.topology["storage"]["accounts"] if a["role"] == "cache")
+        # Uploads cross the process server -> Azure link (a proxy, when the lab has links).
         blobs = BlobServiceClient(
-            f"{ctx.url('azurite')}/{account['name']}",
+            f"{links.route(ctx.lab, ctx.name, 'azurite', ctx.topology)}/{account['name']}",
             credential=ctx.credential("process-server"),
             connection_verify=ctx.ca_cert,
         )
@@ -85,7 +87,8 @@ class ProcessServer:
             "/v1/process-servers/register",
             {
                 "name": self.name,
-                "url": self.ctx.url(self.name),
+                # What agents are told to use: the agent -> process server link if there is one.
+                "url": links.route(self.ctx.lab, "agent", self.name, self.ctx.topology),
                 "ip": self.spec["ip"],
                 "passphrase": self._passphrase(),
             },
