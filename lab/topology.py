@@ -125,8 +125,19 @@ class AccountSpec(_Model):
     password: str = Field(min_length=1)
 
 
+class LedgerSpec(_Model):
+    """This VM's side of a ledger pair: transfers between two VMs' applications, whose
+    invariant holds only at a shared point in time (docs/guest.md, "The ledger")."""
+
+    peer: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")  # the other VM's name
+    role: str = Field(pattern=r"^(sender|receiver)$")
+    tps: float = Field(1.0, ge=0, le=100)  # the sender's transfers per second
+
+
 class WorkloadSpec(_Model):
-    """What a VM's guest runs: a write generator and a journaled application."""
+    """What a VM's guest runs: a write generator, a journaled application, maybe a ledger."""
+
+    ledger: LedgerSpec | None = None  # a pair: {peer: <vm name>, role: sender|receiver, tps}
 
     churn_mb_s: float = Field(0.05, ge=0, le=200)  # write generator, MB/s; 0 = idle
     io_size_kb: int = Field(8, ge=4, le=4096)  # multiple of 4 KiB

@@ -29,10 +29,15 @@ MAX_PATH = 100
 
 def socket_path(run_dir: str | os.PathLike) -> str:
     run_dir = os.path.abspath(run_dir)
-    path = os.path.join(run_dir, SOCKET_NAME)
+    return short_socket_path(os.path.join(run_dir, SOCKET_NAME), "guest", run_dir)
+
+
+def short_socket_path(path: str, prefix: str, key: str) -> str:
+    """`path` if it is short enough for a Unix socket, else `<prefix>-<hash of key>.sock` in
+    `$XDG_RUNTIME_DIR` or `/tmp/drlab-<uid>/` (both sides compute the same name)."""
     if len(path.encode()) <= MAX_PATH:
         return path
-    name = f"guest-{hashlib.sha256(run_dir.encode()).hexdigest()[:24]}.sock"
+    name = f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.sock"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and len(os.path.join(runtime, name).encode()) <= MAX_PATH:
         return os.path.join(runtime, name)

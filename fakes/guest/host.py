@@ -6,7 +6,9 @@
     GuestHandle.attach(config) re-adopt a guest still running after the hypervisor restarted
     handle.shutdown()/reboot() clean (ShutdownGuest, RebootGuest); power_off() hard (SIGKILL)
     handle.start_program/list_processes/put_file/get_file    guest operations
-    verify_disks(disks)        offline check of the application's data
+    verify_disks(disks)        offline check of the application's data (and the ledger's)
+    verify_ledger(sender_disks, receiver_disks)
+                               a ledger pair's invariant on two VMs' disks from one instant
 
 Reboot keeps the same process (the guest re-executes itself after its clean shutdown, as a
 machine keeps its identity across a reboot), so the same handle, pid and lab registration stay
@@ -36,7 +38,7 @@ from .blockdev import open_device
 from .channel import unix_transport
 from .config import DiskRef, GuestConfig
 from .errors import GuestError
-from .offline import install_os, verify_disks
+from .offline import install_os, verify_disks, verify_ledger
 from .system import lab_clock
 from .tools import ToolsClient
 
@@ -49,6 +51,7 @@ __all__ = [
     "provision",
     "start",
     "verify_disks",
+    "verify_ledger",
 ]
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """The guest OS's registry, kept in the system area at the start of disk 0.
 
 The registry is what the OS knows about itself: hostname, the drivers and services installed
-(by module name) and their settings, the application's place on disk, the boot count and
-whether the last stop was clean. It lives on disk 0 so that it travels with the disk when the
-disk is replicated and failed over: a guest booted in Azure from a replica finds the drivers
-installed on-premises.
+(by module name) and their settings, the application's and the ledger's places on disk, the
+boot count and whether the last stop was clean. It lives on disk 0 so that it travels with the
+disk when the disk is replicated and failed over: a guest booted in Azure from a replica finds
+the drivers installed on-premises.
 
 Format: the first MiB of disk 0 is two 512 KiB slots. Each save writes the next generation
 into the other slot: a header (magic, format version, generation, JSON length, SHA-256 of
@@ -44,6 +44,7 @@ class Registry:
     services: list[str] = field(default_factory=list)  # module names, in start order
     settings: dict[str, dict] = field(default_factory=dict)  # module name -> its settings
     app_area: dict | None = None  # layout.Area as a dict, or None: no application
+    ledger_area: dict | None = None  # layout.Area as a dict, or None: no ledger
     installed_at: float = 0.0  # lab epoch seconds
     last_boot: float | None = None
     last_shutdown: float | None = None

@@ -2,16 +2,19 @@
 
 Boot: open the disks, read the registry from disk 0's system area, load each installed driver
 onto every disk (by module name), record the boot (state "running", boot count + 1) through
-the drivers, recover and check the journaled application, start the write generator, start
-each installed service, then the guest operations (file system, processes). A clean shutdown
-does it backwards: programs, services (stop(clean=True)), generator, application (finish and
-flush), registry (state "clean"), disks flushed and closed through the drivers. A hard
-power-off is the process being killed: nothing of that runs, and the registry still says
-"running", which is how the next boot knows (previous_shutdown_clean False).
+the drivers, recover and check the journaled application, recover the ledger and start its
+side of the pair (when the workload has one), start the write generator, start each installed
+service, then the guest operations (file system, processes). A clean shutdown does it
+backwards: programs, services (stop(clean=True)), generator and ledger threads, ledger,
+application (finish and flush), registry (state "clean"), disks flushed and closed through the
+drivers. A hard power-off is the process being killed: nothing of that runs, and the registry
+still says "running", which is how the next boot knows (previous_shutdown_clean False).
 
-`GuestOS` does no socket or process work: `__main__` runs it in a process and serves its tools
-channel; unit tests run it in memory. Not emulated: a kernel, memory, CPU, file systems on the
-disks (the guest's files are beside its disks, see guestops.py), network.
+`GuestOS` does no process work and serves no tools channel: `__main__` runs it in a process and
+serves its tools channel; unit tests run it in memory. (A ledger receiver is the one socket it
+opens itself: the link between two guests, see ledger_link.py.) Not emulated: a kernel,
+memory, CPU, file systems on the disks (the guest's files are beside its disks, see
+guestops.py), a network.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from .drivers import DiskStack, DriverError, load_module
 from .errors import GuestError
 from .guestops import GuestFileSystem, ProcessTable, Programs, check_login
 from .layout import Area, workload_areas
+from .ledger_link import LedgerNode
+from .offline import ensure_ledger_area
 from .registry import Registry, read_registry, write_registry
 from .workload import Workload, WorkloadSettings, WriteGenerator, boot_seed
 
@@ -66,6 +71,8 @@ class GuestOS:
         self.previous_shutdown_clean: bool | None = None
         self.app: journal.JournalApp | None = None
         self.app_area: Area | None = None
+        self.ledger: LedgerNode | None = None
+        self.ledger_area: Area | None = None
         self.workload: Workload | None = None
         self.services: dict[str, object] = {}
         self.service_pids: dict[str, tuple[str, int]] = {}  # module -> (process name, pid)
@@ -116,6 +123,7 @@ class GuestOS:
             reg.drivers or "none",
         )
         self._start_app()
+        self._start_ledger()
         self._start_workload()
         for name in reg.services:
             self._start_service(name)
@@ -201,10 +209,40 @@ class GuestOS:
                 f"journal-app --tps {self.settings.app_tps:g}",
             )
 
+    def _start_ledger(self) -> None:
+        self.ledger_area = Area.from_dict(self.registry.ledger_area)
+        spec = self.settings.ledger_settings
+        if spec is None:
+            return  # an area recorded before stays out of the write generator's way
+        with self._lock:
+            self.ledger_area = ensure_ledger_area(
+                self.disks, self.registry, spec, self.config.vm_name
+            )
+        if self.ledger_area is None:
+            self.load_errors.append("ledger: the disks have no room for the ledger's area")
+            return
+        node = LedgerNode(
+            spec,
+            self.config.vm_name,
+            self.disks[self.ledger_area.disk],
+            self.ledger_area.offset,
+            self.clock,
+            self.config.state_dir,
+        )
+        node.start(self._thread, self.stopping)
+        self.ledger = node
+        if node.error:
+            self.load_errors.append(node.error)
+            return
+        self.processes.add_system(
+            "ledger.exe" if self.config.os_family == "windows" else "ledger",
+            f"ledger --{spec.role} {spec.peer}",
+        )
+
     def _start_workload(self) -> None:
         s = self.settings
         seed = boot_seed(self._seed(), self.registry.boot_count)
-        areas = workload_areas([d.size for d in self.disks], self.app_area)
+        areas = workload_areas([d.size for d in self.disks], self.app_area, self.ledger_area)
         generator = WriteGenerator(seed, areas, s.io_size, s.hot_fraction, s.hot_share)
         self.workload = Workload(generator, self.disks, s.churn_mb_s)
         if s.churn_mb_s > 0:
@@ -232,8 +270,12 @@ class GuestOS:
                 service.stop(True)
             except Exception:
                 log.exception("service %s failed to stop cleanly", name)
+        if self.ledger is not None:
+            self.ledger.stop(clean=False)  # receive nothing more; the book flushes below
         for thread in self._threads:
             thread.join(30)
+        if self.ledger is not None:
+            self.ledger.stop(clean=True)
         if self.app is not None:
             self.app.stop()
         with self._lock:
@@ -254,6 +296,8 @@ class GuestOS:
         self.stopping.set()
         self.processes.stop.set()
         self._release_quiesce(expired=False)
+        if self.ledger is not None:
+            self.ledger.stop(clean=False)  # the receiver's socket goes away with the machine
         for thread in self._threads:
             thread.join(30)
 
@@ -326,6 +370,8 @@ class GuestOS:
                 raise GuestError("bad_request", "the guest is already quiesced")
             if self.app is not None:
                 self.app.freeze()
+            if self.ledger is not None:
+                self.ledger.freeze()
             if self.workload is not None:
                 self.workload.hold()
             for disk in self.disks:
@@ -361,6 +407,8 @@ class GuestOS:
             self._quiesce_token = self._quiesce_timer = None
             if self.workload is not None:
                 self.workload.release()
+            if self.ledger is not None:
+                self.ledger.thaw()
             if self.app is not None:
                 self.app.thaw()
 
@@ -375,7 +423,9 @@ class GuestOS:
                 raise GuestError("bad_request", str(exc)) from None
             self.config.disks[index].size = int(new_size)
             if self.workload is not None:
-                areas = workload_areas([d.size for d in self.disks], self.app_area)
+                areas = workload_areas(
+                    [d.size for d in self.disks], self.app_area, self.ledger_area
+                )
                 with self.workload._io_lock:
                     self.workload.generator.set_areas(areas)
         log.info("disk %d grew to %d bytes", index, new_size)
@@ -405,6 +455,7 @@ class GuestOS:
             ],
             "load_errors": list(self.load_errors),
             "app": self.app.status() if self.app else None,
+            "ledger": self.ledger.status() if self.ledger else None,
             "workload": self.workload.status() if self.workload else None,
             "quiesced": self._quiesce_token is not None,
         }

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, fields
 
 from .layout import Area
+from .ledger import LedgerSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class WorkloadSettings:
     app_tps: float = 5.0
     quiesce: bool = False
     seed: int | None = None
+    ledger: dict | None = None  # {peer, role, tps}: see ledger.LedgerSettings
 
     @classmethod
     def from_dict(cls, data: dict | None) -> WorkloadSettings:
@@ -66,6 +68,11 @@ class WorkloadSettings:
             raise ValueError("hot_fraction must be in (0, 1] and hot_share in [0, 1]")
         if not 0 <= self.app_tps <= 1000:
             raise ValueError("app_tps must be between 0 and 1000")
+        LedgerSettings.from_dict(self.ledger)
+
+    @property
+    def ledger_settings(self) -> LedgerSettings | None:
+        return LedgerSettings.from_dict(self.ledger)
 
     @property
     def io_size(self) -> int:
