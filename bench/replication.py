@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import ssl
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -256,12 +257,15 @@ def bench_steady_state(tmp: Path, seconds: float = 120.0) -> list[str]:
 
 
 def main() -> None:
+    parts = {"ir": bench_initial_replication, "sparse": bench_sparse, "steady": bench_steady_state}
+    chosen = [a for a in sys.argv[2:] if a in parts] or list(parts)
     with tempfile.TemporaryDirectory(prefix="drlab-bench-repl-") as tmp:
-        tmp = Path(tmp)
-        lines = bench_initial_replication(tmp)
-        lines += bench_sparse(tmp)
-        lines += bench_steady_state(tmp)
-    print("\n".join(lines))
+        for name in chosen:  # each part prints as soon as it is measured
+            try:
+                lines = parts[name](Path(tmp))
+            except Exception as exc:  # a part that cannot finish is reported, not hidden
+                lines = [row(f"{name}: did not finish", type(exc).__name__, str(exc))]
+            print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

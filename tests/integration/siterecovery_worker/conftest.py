@@ -328,6 +328,10 @@ class WorkerLab:
             )
 
     def seed_bytes(self, blob: str, snapshot: str | None = None) -> bytes:
+        if snapshot is None:  # the worker sends changes in batches: ask for them now
+            requests.post(
+                f"{self.url('sr-worker')}/_lab/flush", verify=self.ca, timeout=60
+            ).raise_for_status()
         client = self.blobs("disks").get_blob_client("asr-seed-disks", blob, snapshot=snapshot)
         return client.download_blob().readall()
 

@@ -50,6 +50,16 @@ def create_app(worker):
     def verify():
         return jsonify(verify_recovery_point(worker, _body()))
 
+    @app.post("/_lab/flush")
+    def flush():
+        """Send every seed disk's pending changes to its page blob now (they go at each
+        recovery point and every few seconds anyway)."""
+        if worker.seeds is None:
+            raise BadRequest("the storage accounts are not connected yet")
+        before = worker.seeds.flushed_bytes
+        worker.seeds.flush_all()
+        return jsonify({"flushed_bytes": worker.seeds.flushed_bytes - before})
+
     @app.get("/_lab/settings")
     def settings_get():
         return jsonify(worker.settings.to_json())

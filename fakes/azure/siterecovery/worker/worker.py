@@ -36,6 +36,7 @@ from . import names, storage
 from .alerts import Monitor
 from .engine import DiskApplier, DiskStatus, SeedDisk, VmReplication
 from .errors import InjectedFault, NotReady
+from .mirror import MirroredSeedDisks
 from .pages import PageWriter
 from .plan import InvalidPlan, IrPlan, current_plan, parse_plan
 from .points import RecoveryPoints
@@ -109,6 +110,7 @@ class SiteRecoveryWorker:
             (self._loop(self._pass, "schedule_interval"), "schedule"),
             (self._loop(self._status_tick, "status_interval"), "status"),
             (self._loop(self._janitor_tick, "janitor_interval"), "janitor"),
+            (self._loop(self._flush_tick, "status_interval"), "flush"),
         )
         for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -116,10 +118,16 @@ class SiteRecoveryWorker:
             self._threads.append(thread)
         return self
 
+    def _flush_tick(self) -> None:
+        if self.seeds is not None:
+            self.seeds.flush_due()
+
     def stop(self) -> None:
         self.stop_event.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.seeds is not None:
+            self.seeds.close()
         self.apply_pool.shutdown(wait=True, cancel_futures=True)
         self.page_pool.shutdown(wait=True, cancel_futures=True)
         self.prefetch_pool.shutdown(wait=False, cancel_futures=True)
@@ -205,11 +213,14 @@ class SiteRecoveryWorker:
             self.ctx.ca_cert,
         )
         self.cache = storage.AzureCache(cache_client)
-        self.seeds = storage.AzureSeedDisks(
+        azure_seeds = storage.AzureSeedDisks(
             disks_client, account_name=disks["name"], account_key=disks["key"]
         )
         self.cache.ensure()
-        self.seeds.ensure()
+        azure_seeds.ensure()
+        # Records go to a local mirror of each seed disk; the page blobs get them in large
+        # runs before each snapshot (see mirror.py: Azurite's small page writes are slow).
+        self.seeds = MirroredSeedDisks(azure_seeds, self.ctx.data_dir / "mirror", self._fault)
         self.writer.seeds = self.seeds
 
     def _prepared(self) -> bool:
