@@ -34,14 +34,21 @@ def points(drill, vm: str) -> list:
     asr = drill.asr
     site = asr.site()
     item = asr.protected(vm)
-    return list(asr.client.recovery_points.list_by_replication_protected_items(
-        asr.rg, asr.vault, site.fabric, site.container, item.name))
+    return list(
+        asr.client.recovery_points.list_by_replication_protected_items(
+            asr.rg, asr.vault, site.fabric, site.container, item.name
+        )
+    )
 
 
 def verify(drill, vm: str, point: str = "latest") -> dict:
     worker = drill.lab["services"]["sr-worker"]["url"]
-    resp = requests.post(f"{worker}/_lab/verify", json={"vm": vm, "point": point},
-                         verify=drill.lab["ca_cert"], timeout=300)
+    resp = requests.post(
+        f"{worker}/_lab/verify",
+        json={"vm": vm, "point": point},
+        verify=drill.lab["ca_cert"],
+        timeout=300,
+    )
     resp.raise_for_status()
     return resp.json()
 
@@ -56,7 +63,8 @@ def ensure_policy(drill) -> str:
     site = asr.site()
     try:
         asr.client.replication_protection_container_mappings.get(
-            asr.rg, asr.vault, site.fabric, site.container, mapping)
+            asr.rg, asr.vault, site.fabric, site.container, mapping
+        )
     except ResourceNotFoundError:
         asr.map_policy(policy.id, mapping).result()
     return POLICY["name"]
@@ -81,10 +89,13 @@ def _run(drill) -> None:
         pollers = {vm: drill.asr.enable(vm, policy=policy) for vm in names}
         for vm, poller in pollers.items():
             item = poller.result()
-            drill.say(f"{vm}: {item.properties.protection_state}, mobility agent "
-                      f"{item.properties.provider_specific_details.agent_version}")
+            drill.say(
+                f"{vm}: {item.properties.protection_state}, mobility agent "
+                f"{item.properties.provider_specific_details.agent_version}"
+            )
 
     with drill.step("Wait for initial replication to finish (Protected)"):
+
         def protected():
             states = {vm: drill.asr.protected(vm).properties.protection_state for vm in names}
             return states if all(s == "Protected" for s in states.values()) else None
@@ -97,9 +108,13 @@ def _run(drill) -> None:
     with drill.step("Recovery points at the crash-consistent interval"):
         intervals = {}
         for vm in names:
+
             def crash_points(vm=vm):
-                got = [p for p in points(drill, vm)
-                       if p.properties.recovery_point_type == "CrashConsistent"]
+                got = [
+                    p
+                    for p in points(drill, vm)
+                    if p.properties.recovery_point_type == "CrashConsistent"
+                ]
                 return got if len(got) >= 4 else None
 
             got = drill.wait_for(crash_points, timeout=120, what=f"4 crash points of {vm}")
@@ -107,17 +122,23 @@ def _run(drill) -> None:
             gaps = [(b - a).total_seconds() / 60 for a, b in zip(times, times[1:])]
             intervals[vm] = [round(g, 1) for g in gaps]
             # The first point is ir-complete; the regular ones follow every 5 lab minutes.
-            drill.check(all(4.0 <= g <= 8.0 for g in gaps[1:]),
-                        f"{vm}: crash-consistent points {intervals[vm]} minutes apart, not ~5")
+            drill.check(
+                all(4.0 <= g <= 8.0 for g in gaps[1:]),
+                f"{vm}: crash-consistent points {intervals[vm]} minutes apart, not ~5",
+            )
             drill.say(f"{vm}: crash-consistent points {intervals[vm][1:]} lab minutes apart")
         drill.figure("crash_point_intervals_minutes", intervals)
 
     with drill.step("An app-consistent recovery point after the application quiesces"):
         quiescing = [vm for vm, spec in _workloads(drill).items() if spec.get("quiesce")]
         for vm in quiescing:
+
             def app_point(vm=vm):
-                return [p for p in points(drill, vm)
-                        if p.properties.recovery_point_type == "AppConsistent"]
+                return [
+                    p
+                    for p in points(drill, vm)
+                    if p.properties.recovery_point_type == "AppConsistent"
+                ]
 
             got = drill.wait_for(app_point, timeout=120, what=f"an app-consistent point of {vm}")
             drill.say(f"{vm}: app-consistent point at {got[0].properties.recovery_point_time}")
@@ -126,13 +147,18 @@ def _run(drill) -> None:
     with drill.step("Verify the latest recovery point of every VM"):
         for vm in names:
             result = verify(drill, vm)
-            drill.check(result.get("ok"), f"{vm}: verify failed: {result.get('first_difference')}"
-                        f" {result.get('application')}")
-            drill.say(f"{vm}: point {result.get('tag_id')} equals the source; application "
-                      "data consistent")
+            drill.check(
+                result.get("ok"),
+                f"{vm}: verify failed: {result.get('first_difference')}"
+                f" {result.get('application')}",
+            )
+            drill.say(
+                f"{vm}: point {result.get('tag_id')} equals the source; application data consistent"
+            )
 
 
 def _workloads(drill) -> dict:
     vcenter = drill.asr.topology["vcenter"]
-    return {vm["name"]: vm.get("workload") or {} for dc in vcenter["datacenters"]
-            for vm in dc["vms"]}
+    return {
+        vm["name"]: vm.get("workload") or {} for dc in vcenter["datacenters"] for vm in dc["vms"]
+    }
