@@ -8,9 +8,11 @@ import bench
 
 
 def main(argv):
-    names = argv or sorted(
+    known = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
     )
+    # Other arguments are for the benchmarks themselves (e.g. `replication steady`).
+    names = [a for a in argv if a in known] or known
     for name in names:
         print(f"\n=== bench/{name}.py ===", flush=True)
         importlib.import_module(f"bench.{name}").main()

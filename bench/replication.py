@@ -258,7 +258,7 @@ def bench_steady_state(tmp: Path, seconds: float = 120.0) -> list[str]:
 
 def main() -> None:
     parts = {"ir": bench_initial_replication, "sparse": bench_sparse, "steady": bench_steady_state}
-    chosen = [a for a in sys.argv[2:] if a in parts] or list(parts)
+    chosen = [a for a in sys.argv[1:] if a in parts] or list(parts)
     with tempfile.TemporaryDirectory(prefix="drlab-bench-repl-") as tmp:
         for name in chosen:  # each part prints as soon as it is measured
             try:

@@ -71,12 +71,50 @@ class EntraSpec(_Model):
         return self
 
 
+class SubnetSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,79}$")
+    prefix: str  # CIDR, inside the VNet's address space
+
+
+class AzureNetworkSpec(_Model):
+    """A virtual network seeded in Azure (failover targets: production and an isolated test
+    VNet, which has no route to on-premises)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,63}$")
+    address_space: list[str] = Field(min_length=1)  # CIDR prefixes (one may be given as text)
+    isolated: bool = False
+    resource_group: str | None = None  # default: replication.target_resource_group
+    subnets: list[SubnetSpec] = Field(min_length=1)
+
+    @field_validator("address_space", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _prefixes(self):
+        import ipaddress
+
+        space = [ipaddress.ip_network(p, strict=True) for p in self.address_space]
+        _unique_by(self.subnets, "name")
+        seen = []
+        for s in self.subnets:
+            net = ipaddress.ip_network(s.prefix, strict=True)
+            if not any(net.subnet_of(a) for a in space if a.version == net.version):
+                raise ValueError(f"subnet {s.name} ({net}) is outside the address space")
+            if any(net.overlaps(o) for o in seen):
+                raise ValueError(f"subnet {s.name} ({net}) overlaps another subnet")
+            seen.append(net)
+        return self
+
+
 class AzureSpec(_Model):
     subscription_id: str
     resource_group: str = Field(pattern=r"^[-\w._()]{1,90}$")
     vault: str = Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{1,49}$")
     location: str = "westeurope"
     operator: str = Field(min_length=1, description="principal exported as AZURE_CLIENT_ID")
+    networks: list[AzureNetworkSpec] = []  # seeded by fakes.azure.network
 
     @field_validator("subscription_id")
     @classmethod

@@ -4,6 +4,9 @@ Each module gets its own `GuestAPI`, bound to its module name (`owner`), so `set
 own. This is the whole surface a component inside a guest may use:
 
     vm_id, vm_name, hostname, os_family, ip_addresses     who this machine is
+    network                       where it is plugged in: {} on-premises; in Azure {"vnet",
+                                  "subnet", "isolated", ...} (isolated: no route to
+                                  on-premises, as in a test failover)
     disks                         the guest's disks (filtered stacks): size/read/write/flush
     settings / save_settings(d)   this module's settings in the registry (travels with disk 0)
     install(drivers=[...], services=[...], settings={module: {...}})
@@ -64,6 +67,10 @@ class GuestAPI:
     @property
     def ip_addresses(self) -> list[str]:
         return list(self._guest.config.ip_addresses)
+
+    @property
+    def network(self) -> dict:
+        return dict(self._guest.config.network)
 
     # -- disks and registry -------------------------------------------------------------------
     @property

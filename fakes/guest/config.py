@@ -44,6 +44,17 @@ class GuestConfig:
     accounts: dict[str, str]  # guest OS user -> password
     workload: dict = field(default_factory=dict)  # WorkloadSpec as a dict
     state_dir: str = ""  # the lab's state directory (process registry, lab clock)
+    # Where the machine is plugged in, as its hypervisor tells it: {} on-premises; in Azure
+    # {"vnet", "subnet", "resource_group", "isolated", "private_ip", ...}. `isolated` means no
+    # route to on-premises (a test failover's VNet).
+    network: dict = field(default_factory=dict)
+    # The name the guest process is registered under in the lab (`drlab down` stops it);
+    # default "guest-<vm_name>". Azure VMs use their own, as they may share a VMware VM's name.
+    process_name: str = ""
+
+    @property
+    def lab_process_name(self) -> str:
+        return self.process_name or f"guest-{self.vm_name}"
 
     def __post_init__(self):
         if self.os_family not in ("windows", "linux"):

@@ -87,12 +87,12 @@ def start(config: GuestConfig, timeout: float = 30.0) -> GuestHandle:
             start_new_session=True,
         )
     try:
-        ref = procs.ProcRef.of(popen.pid, f"guest-{config.vm_name}")
+        ref = procs.ProcRef.of(popen.pid, config.lab_process_name)
         (run_dir / PID_FILE).write_text(json.dumps({"pid": ref.pid, "started": ref.started}))
         if config.state_dir:
-            procs.register(config.state_dir, f"guest-{config.vm_name}", popen.pid)
+            procs.register(config.state_dir, config.lab_process_name, popen.pid)
     except psutil.NoSuchProcess:
-        ref = procs.ProcRef(popen.pid, 0.0, f"guest-{config.vm_name}")
+        ref = procs.ProcRef(popen.pid, 0.0, config.lab_process_name)
     handle = GuestHandle(config, ref, popen)
     try:
         handle._wait_booted(timeout, after_boot=0)
@@ -124,7 +124,7 @@ class GuestHandle:
         """The guest of `config` if it still runs (pid file and start time both match)."""
         try:
             data = json.loads((Path(config.run_dir) / PID_FILE).read_text())
-            ref = procs.ProcRef(int(data["pid"]), float(data["started"]), f"guest-{config.vm_name}")
+            ref = procs.ProcRef(int(data["pid"]), float(data["started"]), config.lab_process_name)
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return cls(config, ref) if ref.alive() else None
@@ -281,7 +281,7 @@ class GuestHandle:
 
     def _forget(self) -> None:
         if self.config.state_dir:
-            procs.unregister(self.config.state_dir, f"guest-{self.config.vm_name}")
+            procs.unregister(self.config.state_dir, self.config.lab_process_name)
 
     def _last_log(self) -> str:
         try:

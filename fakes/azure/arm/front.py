@@ -185,11 +185,13 @@ class ArmFront:
         )
 
     @staticmethod
-    def check_api_version(provider: ProviderMount, given: str | None) -> str:
+    def check_api_version(provider: ProviderMount, given: str | None, route=None) -> str:
         if not given:
             raise errors.MissingApiVersionParameter()
-        if given not in provider.api_versions:
-            raise errors.InvalidApiVersionParameter(given, provider.api_versions)
+        # A route may carry its own versions (SDK-derived tables: one per resource type).
+        supported = (route.api_versions if route is not None else ()) or provider.api_versions
+        if given not in supported:
+            raise errors.InvalidApiVersionParameter(given, supported)
         return given
 
     def handle(self, control: LabControl) -> Response:
@@ -200,7 +202,9 @@ class ArmFront:
             provider, match = self.route(request.method, path)
             operation_id = match.route.operation_id
             g.operation = operation_id
-            api_version = self.check_api_version(provider, request.args.get("api-version"))
+            api_version = self.check_api_version(
+                provider, request.args.get("api-version"), match.route
+            )
             fault = control.faults.apply(operation_id)
             if fault is not None:
                 log.info("fault rule answers %s with %s", operation_id, fault.code)

@@ -30,6 +30,8 @@ class Route:
     pattern: re.Pattern = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     params: tuple[str, ...] = ()
     literal_segments: int = 0  # for precedence: more literal segments win
+    # The api-versions this route accepts; empty: the provider's (ProviderMount.api_versions).
+    api_versions: tuple[str, ...] = ()
 
 
 def _compile(template: str) -> tuple[re.Pattern, tuple[str, ...], int]:
@@ -99,10 +101,16 @@ class RouteTable:
         return table
 
     def add(self, route: Route) -> None:
-        for r in self._routes:
-            if r.operation_id == route.operation_id:
+        self.extend([route])
+
+    def extend(self, routes: list[Route]) -> None:
+        """Add rows, sorting once (a table of a thousand rows is built in milliseconds)."""
+        known = {r.operation_id for r in self._routes}
+        for route in routes:
+            if route.operation_id in known:
                 raise ValueError(f"operationId {route.operation_id} appears twice")
-        self._routes.append(route)
+            known.add(route.operation_id)
+        self._routes.extend(routes)
         # Most literal segments first, so `.../replicationJobs/export` beats `{jobName}`.
         self._routes.sort(key=lambda r: (-r.literal_segments, r.template.count("/") * -1))
 
