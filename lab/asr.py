@@ -55,10 +55,43 @@ class Asr:
         self.vault = env["DRLAB_VAULT"]
         self.subscription = env["AZURE_SUBSCRIPTION_ID"]
         self._site: Site | None = None
+        self._compute = None
+        self._network = None
 
     def close(self) -> None:
         self.client.close()
+        for client in (self._compute, self._network):
+            if client is not None:
+                client.close()
         self.credential.close()
+
+    @property
+    def compute(self):
+        """azure-mgmt-compute on the lab's ARM (failed-over VMs and their disks)."""
+        if self._compute is None:
+            from azure.mgmt.compute import ComputeManagementClient
+
+            self._compute = ComputeManagementClient(
+                self.credential,
+                self.subscription,
+                base_url=self.lab["env"]["DRLAB_ARM_URL"],
+                connection_verify=self.lab["ca_cert"],
+            )
+        return self._compute
+
+    @property
+    def network(self):
+        """azure-mgmt-network on the lab's ARM (the failover networks, failed-over NICs)."""
+        if self._network is None:
+            from azure.mgmt.network import NetworkManagementClient
+
+            self._network = NetworkManagementClient(
+                self.credential,
+                self.subscription,
+                base_url=self.lab["env"]["DRLAB_ARM_URL"],
+                connection_verify=self.lab["ca_cert"],
+            )
+        return self._network
 
     def __enter__(self) -> Asr:
         return self

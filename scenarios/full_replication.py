@@ -41,15 +41,21 @@ def points(drill, vm: str) -> list:
     )
 
 
-def verify(drill, vm: str, point: str = "latest") -> dict:
+def verify(drill, vm: str, point: str = "latest", failover: str | None = None) -> dict:
+    """The worker's check of a point (or, with failover "test"/"run", of the disks a failover
+    made from its point) against the source's manifest, and of the application data."""
     worker = drill.lab["services"]["sr-worker"]["url"]
+    body = {"vm": vm, "point": point} if failover is None else {"vm": vm, "failover": failover}
     resp = requests.post(
         f"{worker}/_lab/verify",
-        json={"vm": vm, "point": point},
+        json=body,
         verify=drill.lab["ca_cert"],
         timeout=300,
     )
-    resp.raise_for_status()
+    if resp.status_code != 200:
+        from .runner import DrillFailed
+
+        raise DrillFailed(f"{vm}: verify answered {resp.status_code}: {resp.text[:500]}")
     return resp.json()
 
 

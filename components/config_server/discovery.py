@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
@@ -157,3 +158,20 @@ def watch(si, stop: threading.Event, on_change, max_wait_seconds: int = 5) -> No
                 cleanup()
             except Exception:  # the session may already be gone
                 pass
+
+
+def shutdown_guest(si, moref: str, timeout: float) -> str:
+    """Shut a VM's guest down cleanly (VMware Tools) and wait until it is powered off, as a
+    planned failover does with the source. Returns the power state it found: an already
+    powered-off VM is left as it is."""
+    vm = vim.VirtualMachine(moref, si._stub)
+    found = str(vm.runtime.powerState)
+    if found == "poweredOff":
+        return found
+    vm.ShutdownGuest()
+    deadline = time.monotonic() + timeout
+    while str(vm.runtime.powerState) != "poweredOff":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the VM did not power off within {timeout:g} s")
+        time.sleep(0.25)  # the guest flushes and its services stop; bounded by the deadline
+    return found

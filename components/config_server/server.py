@@ -290,6 +290,21 @@ class ConfigServer:
         self._publish(vcenter, vms)
         return len(vms)
 
+    def shutdown_vm(self, vm_id: str, timeout: float) -> str:
+        """Shut a discovered VM down cleanly through its vCenter (planned failover)."""
+        vm = self.store.vm(vm_id)
+        if vm is None:
+            raise LookupError(f"the VM {vm_id} is not in the discovered inventory")
+        vc = next(v for v in self.store.vcenters() if v["name"] == vm["vcenter"])
+        account = self.run_as_accounts().get(vc["run_as"]) or self.run_as_accounts()["1"]
+        si = discovery.connect(
+            vc["host"], vc["port"], account["user"], account["password"], self.ctx.ca_cert
+        )
+        try:
+            return discovery.shutdown_guest(si, vm["moref"], timeout)
+        finally:
+            discovery.disconnect(si)
+
     def _publish(self, vcenter: str, vms: list[dict]) -> None:
         self.store.replace_inventory(vcenter, vms)
         self.vault.put_inventory(vcenter, [_inventory_vm(vm) for vm in vms])

@@ -5,6 +5,8 @@
   for the agent to register, and pair it: the agent's next heartbeat tells it to replicate.
 - DisableProtection / PurgeProtection: stop replicating the VM (the agent stays installed,
   as with the real service unless uninstalled).
+- ShutdownVm (planned failover): shut the source VM down cleanly through vCenter; its agent
+  sends its last changes on the way down (the vault waits for that final point).
 
 Each step is reported to the vault, so the job's tasks show it. A failure is reported with
 the real service's kind of error code where one is known.
@@ -25,6 +27,7 @@ INSTALL_TASK = "InstallMobilityServiceTask"
 ENABLE_TASK = "EnableReplicationTask"
 PUSH_INSTALL_TIMEOUT = 300.0
 AGENT_REGISTRATION_TIMEOUT = 120.0
+SHUTDOWN_TIMEOUT = 90.0  # the guest's clean shutdown, its agent's final drain included
 
 
 class WorkFailed(Exception):
@@ -82,6 +85,7 @@ class WorkHandlers:
             "EnableProtection": self.enable_protection,
             "DisableProtection": self.disable_protection,
             "PurgeProtection": self.disable_protection,
+            "ShutdownVm": self.shutdown_vm,
         }.get(item["kind"])
         try:
             if handler is None:
@@ -302,3 +306,21 @@ class WorkHandlers:
                 self.server.groups.commands.send(agent["id"], {"kind": "heartbeat"})
         self._report(item, {"task": "StopReplicationTask", "state": "Succeeded"})
         return {}
+
+    # -- ShutdownVm ---------------------------------------------------------------------------
+    def shutdown_vm(self, item: dict) -> dict:
+        vm_id = item["payload"].get("vmId")
+        self._report(item, {"task": "ShutdownVmTask", "state": "InProgress"})
+        try:
+            found = self.server.shutdown_vm(vm_id, SHUTDOWN_TIMEOUT)
+        except Exception as exc:
+            raise WorkFailed(
+                "539",
+                f"the virtual machine {item['payload'].get('vmName') or vm_id} could not be "
+                f"shut down: {exc}",
+                task="ShutdownVmTask",
+                possible_causes="VMware Tools are not running, or the vCenter server is down",
+                recommended_action="shut the VM down, then run an unplanned failover",
+            ) from exc
+        self._report(item, {"task": "ShutdownVmTask", "state": "Succeeded"})
+        return {"powerStateBefore": found}

@@ -189,14 +189,31 @@ class MobilityAgent:
         return status
 
     def stop(self, clean: bool) -> None:
+        if self.replicator is not None:
+            self.replicator.stop(final=clean)  # a clean shutdown sends its last changes
         self.stop_event.set()
         self.wake.set()
-        if self.replicator is not None:
-            self.replicator.stop()
         self._thread.join(timeout=10)
         self.cs.close()
 
 
-def start(guest_api) -> MobilityAgent:
+class DormantAgent:
+    """The agent on a failed-over VM in Azure: the replication it served has ended (the VM
+    runs from a recovery point), and nothing is replicated until the VM is re-protected.
+    A test failover's VM, on an isolated network, must not reach on-premises at all."""
+
+    def __init__(self, api):
+        api.log.info(
+            "mobility service: this machine runs in Azure (%s): idle until re-protected",
+            api.network.get("vnet", "?"),
+        )
+
+    def stop(self, clean: bool) -> None:
+        return None
+
+
+def start(guest_api) -> MobilityAgent | DormantAgent:
     """Service entry point: the guest OS starts the agent at boot."""
+    if guest_api.network:  # plugged into an Azure network: a failed-over (or test) VM
+        return DormantAgent(guest_api)
     return MobilityAgent(guest_api).start()

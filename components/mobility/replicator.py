@@ -31,6 +31,7 @@ DRAIN_SECONDS = 1.0
 IDLE_MARKER_SECONDS = 2.0  # wall seconds without writes before a freshness marker is sent
 BACKOFF = (0.2, 0.5, 1, 2, 5)
 MAX_REJECTIONS = 3
+FINAL_DRAIN_SECONDS = 30.0  # how long a clean shutdown waits for the last changes to go
 
 
 class ResyncRequired(Exception):
@@ -64,6 +65,8 @@ class Replicator:
             },
         )
         self.stop_event = threading.Event()
+        self._final = threading.Event()  # a clean shutdown asks for a last point
+        self._final_done = threading.Event()
         self.error: str | None = None
         self.bytes_sent = 0
         self.messages_sent = 0
@@ -79,7 +82,14 @@ class Replicator:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, final: bool = False) -> None:
+        """Stop replicating. With `final` (the guest shuts down cleanly), first put a
+        crash-consistent tag `shutdown-<epoch>-<n>` into the journal and send everything up
+        to it, so the last recovery point holds every write (a planned failover's point)."""
+        if final and self._thread.is_alive():
+            self._final.set()
+            if not self._final_done.wait(FINAL_DRAIN_SECONDS):
+                log.warning("the final changes were not all sent before shutdown")
         self.stop_event.set()
         self._thread.join(timeout=10)
         self.ps.close()
@@ -128,6 +138,16 @@ class Replicator:
                 log.info("initial replication of %d disks complete", len(self.disks))
             last_drain = time.monotonic()
             while not self.stop_event.is_set():
+                if self._final.is_set():
+                    self.tag(
+                        TAG_CRASH,
+                        self.clock.time(),
+                        self._next_tag_id(f"shutdown-{self.epoch}", self.clock.time()),
+                    )
+                    while journal.pending_entries and not self.stop_event.is_set():
+                        self._drain(journal)
+                    self._final_done.set()
+                    return
                 self._take_tags()
                 pending = journal.pending_bytes
                 due = time.monotonic() - last_drain >= DRAIN_SECONDS
@@ -146,6 +166,8 @@ class Replicator:
         except Exception as exc:  # keep the guest alive; the agent reports the error
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("replication failed")
+        finally:
+            self._final_done.set()  # a shutdown never waits on a loop that has ended
 
     # -- sending ------------------------------------------------------------------------------
     def _send(self, body: bytes) -> None:

@@ -265,11 +265,6 @@ class GuestOS:
         self.stopping.set()
         self.processes.shutdown()
         self._release_quiesce(expired=False)
-        for name, service in reversed(list(self.services.items())):
-            try:
-                service.stop(True)
-            except Exception:
-                log.exception("service %s failed to stop cleanly", name)
         if self.ledger is not None:
             self.ledger.stop(clean=False)  # receive nothing more; the book flushes below
         for thread in self._threads:
@@ -283,6 +278,15 @@ class GuestOS:
             reg.state = "clean"
             reg.last_shutdown = self.clock.time()
             write_registry(self.disks[0], reg)
+        # Services stop after the last write of the machine, as drivers and agents outlive
+        # applications in a real shutdown: the mobility agent's final point then holds all of
+        # it (a planned failover loses nothing).
+        for name, service in reversed(list(self.services.items())):
+            try:
+                service.stop(True)
+            except Exception:
+                log.exception("service %s failed to stop cleanly", name)
+        with self._lock:
             for disk in self.disks:
                 disk.flush()
                 disk.close()
@@ -444,6 +448,7 @@ class GuestOS:
             "vm_id": self.config.vm_id,
             "hostname": reg.hostname if reg else self.config.hostname,
             "ip_addresses": list(self.config.ip_addresses),
+            "network": dict(self.config.network),
             "os_family": self.config.os_family,
             "heartbeat": self.clock.time(),
             "boot_count": reg.boot_count if reg else 0,

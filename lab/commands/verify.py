@@ -95,11 +95,20 @@ def _describe(result: dict) -> list[str]:
     show_default=True,
     help="Check the workload's application data (auto: when the disks have one).",
 )
+@click.option(
+    "--failover",
+    "failover",
+    type=click.Choice(["test", "run"]),
+    default=None,
+    help="Verify the disks of the VM a test failover (test) or a failover (run) made, as "
+    "they were made from their recovery point, instead of a point's snapshots.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the worker's answer as JSON.")
 @state_dir_option
 @friendly_errors
-def command(vm, point, application, as_json, state_dir):
-    """Verify a recovery point of VM block by block and its application data."""
+def command(vm, point, application, failover, as_json, state_dir):
+    """Verify a recovery point of VM block by block and its application data (or, with
+    --failover, the failed-over VM's disks against the source at their point)."""
     import requests
 
     from ..asr import Asr
@@ -110,10 +119,15 @@ def command(vm, point, application, as_json, state_dir):
         raise AsrError("this lab runs no Site Recovery worker (sr-worker)")
     with Asr(state_dir) as asr:
         item, chosen = resolve(asr, vm, point)
-    with err.status(f"verifying recovery point {chosen.name} of {item.properties.friendly_name}"):
+    body = {"vm": item.name, "point": chosen.name, "application": application}
+    what = f"recovery point {chosen.name} of {item.properties.friendly_name}"
+    if failover:
+        body = {"vm": item.name, "application": application, "failover": failover}
+        what = f"the disks of {item.properties.friendly_name}'s {failover} failover VM"
+    with err.status(f"verifying {what}"):
         response = requests.post(
             f"{worker['url']}/_lab/verify",
-            json={"vm": item.name, "point": chosen.name, "application": application},
+            json=body,
             verify=lab["ca_cert"],
             timeout=600,
         )

@@ -123,3 +123,10 @@ class WorkItemCancelled(SiteRecoveryError):
 class WorkItemFinished(SiteRecoveryError):
     status = 409
     code = "WorkItemFinished"
+
+
+class InternalError(SiteRecoveryError):
+    """Work on the Azure side failed for a reason that is not the caller's."""
+
+    status = 500
+    code = "InternalError"

@@ -35,6 +35,7 @@ from lab.kit.labinfo import read_topology
 from . import ids
 from .models import events as events_model
 from .models.common import health_error
+from .models.failover import FAILED_OVER, FAILOVER_JOBS
 from .models.protected_items import HEALTH, PROTECTION_STAGES, STATES
 from .models.recovery_points import TYPES as RECOVERY_POINT_TYPES
 from .store import DB_FILE, Store
@@ -103,6 +104,15 @@ class ProtectedItemView:
     target_resource_group_id: str
     target_vm_name: str
     multi_vm_group: str | None
+    # Points a test failover or a failover made its VM from, and whether a failover job runs:
+    # retention keeps those (a drill verifies against its point; a job is choosing one).
+    points_in_use: frozenset = frozenset()
+    failover_running: bool = False
+
+    @property
+    def failed_over(self) -> bool:
+        """The VM runs in Azure now: nothing more is applied, no point added or pruned."""
+        return self.protection_state in FAILED_OVER
 
 
 class ReplicationState:
@@ -177,6 +187,12 @@ class ReplicationState:
             target_resource_group_id=enable.get("targetAzureV2ResourceGroupId"),
             target_vm_name=enable.get("targetAzureVmName"),
             multi_vm_group=enable.get("multiVmGroupName"),
+            points_in_use=frozenset(
+                made["point"]
+                for made in (doc.get("testFailover"), doc.get("failover"))
+                if made and made.get("point")
+            ),
+            failover_running=(doc.get("currentJob") or {}).get("scenarioName") in FAILOVER_JOBS,
         )
 
     def recovery_points(self, key: ProtectedItemKey) -> list[dict]:
@@ -213,6 +229,8 @@ class ReplicationState:
         with self.store.transaction() as db:
             doc = self._doc(key)
             rep = doc.setdefault("replication", {"disks": {}})
+            if doc["protectionState"] in FAILED_OVER:
+                protection_state = protection_stage = None  # a failover's state stands
             if protection_state is not None:
                 doc["protectionState"] = protection_state
             if protection_stage is not None:
@@ -266,13 +284,16 @@ class ReplicationState:
         multi_vm_sync_point: bool = False,
         details: dict | None = None,
         name: str | None = None,
-    ) -> str:
-        """Record a recovery point; returns its name (the id the API uses)."""
+    ) -> str | None:
+        """Record a recovery point; returns its name (the id the API uses), or None when the
+        item has failed over meanwhile (its points no longer change)."""
         if type not in RECOVERY_POINT_TYPES:
             raise ValueError(f"type must be one of {', '.join(RECOVERY_POINT_TYPES)}")
         name = name or str(uuid.uuid4())
         with self.store.transaction() as db:
             doc = self._doc(key)
+            if doc["protectionState"] in FAILED_OVER:
+                return None  # a run that ended as the failover began: its point is not kept
             point = {
                 "name": name,
                 "fabric": key.fabric,

@@ -25,6 +25,7 @@ MODULES = (
     "jobs",
     "events",
     "provider_channel",
+    "failover",
 )
 
 

@@ -8,7 +8,12 @@ A job kind (`JobKind`) lists its tasks; each task is run by
 - the configuration server (`runner="provider"`): consecutive provider tasks become one work
   item queued for the fabric's configuration server, which reports each task's progress and
   the outcome over the provider channel. No answer, no progress: the job stays InProgress;
-- a person (`runner="manual"`): the job is Suspended until `resume`.
+- a person (`runner="manual"`): the job is Suspended until `resume`;
+- the Azure side, for long work (`runner="azure"`: copying disks, booting VMs): a function
+  `run(vault, job) -> dict | None` called outside any transaction, so the vault's other
+  writers (the worker) are not held up; its result is merged into `job["output"]` and the
+  task is marked done in a new transaction. Such a task must be safe to run again: one in
+  progress when the process stopped runs again at the next start.
 
 States change in one place (`_job_state`, `_task_state`) against the transition tables below.
 A job that fails or is cancelled runs its kind's compensation (`on_failed`), records a
@@ -106,8 +111,10 @@ def _noop(*args, **kwargs):
 class TaskSpec:
     name: str  # e.g. "InstallMobilityServiceTask"
     friendly_name: str  # e.g. "Installing Mobility Service"
-    runner: str = "vault"  # vault | provider | manual
-    run: Hook | None = None  # vault: run(vault, job, db); raises SiteRecoveryError to fail
+    runner: str = "vault"  # vault | provider | manual | azure
+    # vault: run(vault, job, db); azure: run(vault, job) -> dict | None, outside transactions.
+    # Either raises SiteRecoveryError to fail the task.
+    run: Hook | None = None
     work_item: str | None = None  # provider: the work item kind
     instructions: str | None = None  # manual
 
@@ -251,11 +258,47 @@ class JobEngine:
 
     # -- the runner ---------------------------------------------------------------------------
     def advance(self, name: str) -> dict | None:
-        """Run the job's vault tasks until it finishes, fails, or waits (work item, person)."""
+        """Run the job's tasks until it finishes, fails, or waits (work item, person)."""
+        while True:
+            job, azure_task = self._advance_in_transaction(name)
+            if azure_task is None:
+                return job
+            self._run_azure_task(job, azure_task)
+
+    def _run_azure_task(self, job: dict, index: int) -> None:
+        kind = self.kinds[job["kind"]]
+        spec = kind.task(job["tasks"][index]["name"])
+        error = None
+        output = None
+        try:
+            output = spec.run(self.context, job)
+        except SiteRecoveryError as exc:
+            error = exc
+        except Exception as exc:  # a bug or an outage: the task fails with the reason
+            log.exception("task %s of job %s failed", spec.name, job["name"])
+            from ..errors import InternalError
+
+            error = InternalError(f"{spec.friendly_name} failed: {exc}")
+        with self.store.transaction() as db:
+            job = self.store.get("jobs", job["name"])
+            task = job["tasks"][index]
+            if job["state"] in TERMINAL:  # cancelled meanwhile
+                return
+            if error is not None:
+                task["errors"].append(self._error_json(error.error_object(), task))
+                self._task_state(task, FAILED)
+                self._fail(db, job, kind, None)
+            else:
+                job.setdefault("output", {}).update(output or {})
+                self._task_state(task, SUCCEEDED)
+            self._save(db, job)
+
+    def _advance_in_transaction(self, name: str):
+        azure_task = None
         with self.store.transaction() as db:
             job = self.store.get("jobs", name)
             if job is None or job["state"] in TERMINAL or job["state"] == SUSPENDED:
-                return job
+                return job, None
             kind = self.kinds[job["kind"]]
             if job["state"] == NOT_STARTED:
                 self._job_state(job, IN_PROGRESS)
@@ -294,6 +337,11 @@ class JobEngine:
                     self._task_state(task, SUSPENDED, "Waiting for the manual action to be resumed")
                     self._job_state(job, SUSPENDED)
                     break
+                if spec.runner == "azure":
+                    if task["state"] == NOT_STARTED:
+                        self._task_state(task, IN_PROGRESS)
+                    azure_task = index
+                    break
                 # provider: wait for the configuration server
                 if task["name"] not in waiting_on:
                     self._enqueue_work_item(db, job, kind, index)
@@ -301,7 +349,7 @@ class JobEngine:
                     self._task_state(task, IN_PROGRESS, "Waiting for the configuration server")
                 break
             self._save(db, job)
-            return job
+        return job, azure_task
 
     def _enqueue_work_item(self, db, job: dict, kind: JobKind, index: int) -> None:
         spec = kind.task(job["tasks"][index]["name"])

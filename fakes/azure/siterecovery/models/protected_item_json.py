@@ -10,6 +10,7 @@ memory). `RenderContext` loads what a list of many items shares once per request
 from __future__ import annotations
 
 from .. import ids
+from . import failover
 from .common import AZURE_FRIENDLY_NAME, IDLE_SCENARIO_TIME, compact, iso, parse_iso
 from .fabrics import azure_container_name, azure_fabric_name, process_servers
 from .protected_items import STATES
@@ -91,6 +92,13 @@ def _disk_json(disk_id: str, state: dict) -> dict:
     return compact(out)
 
 
+TEST_FAILOVER_DESCRIPTIONS = {
+    "None": "None",
+    "WaitingForCompletion": "Waiting for user input",
+    "MarkedForDeletion": "Cleaning up test environment",
+}
+
+
 def protected_item_json(vault, doc: dict, ctx: RenderContext | None = None) -> dict:
     ctx = ctx or RenderContext(vault)
     scope = vault.scope
@@ -106,7 +114,9 @@ def protected_item_json(vault, doc: dict, ctx: RenderContext | None = None) -> d
     ps = pss.get((ps_id or "").lower(), {})
     vcenter = ctx.vcenter(doc["fabric"], protectable.get("vcenter"))
     description, allowed = STATES.get(doc["protectionState"], (doc["protectionState"], []))
-    allowed = list(allowed)
+    # Failover states, and a test failover in progress, have their own operations.
+    allowed = failover.allowed_operations(doc, list(allowed))
+    description = failover.description(doc) or description
     if doc["protectionState"] == "Protected" and any(
         str(d.get("resyncRequired", "False")).lower() == "true"
         for d in rep.get("disks", {}).values()
@@ -239,7 +249,16 @@ def protected_item_json(vault, doc: dict, ctx: RenderContext | None = None) -> d
             "protectionStateDescription": description,
             "activeLocation": doc.get("activeLocation", "Primary"),
             "testFailoverState": doc.get("testFailoverState", "None"),
-            "testFailoverStateDescription": doc.get("testFailoverState", "None"),
+            "testFailoverStateDescription": TEST_FAILOVER_DESCRIPTIONS.get(
+                doc.get("testFailoverState", "None"), "None"
+            ),
+            "failoverRecoveryPointId": scope.recovery_point(
+                doc["fabric"], doc["container"], doc["name"], doc["failoverRecoveryPointName"]
+            )
+            if doc.get("failoverRecoveryPointName")
+            else None,
+            "lastSuccessfulFailoverTime": iso(doc.get("lastSuccessfulFailoverTime")),
+            "lastSuccessfulTestFailoverTime": iso(doc.get("lastSuccessfulTestFailoverTime")),
             "allowedOperations": allowed,
             "replicationHealth": doc.get("replicationHealth", "Normal"),
             "failoverHealth": "Normal",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import ids
 from ..store import DB_FILE, Store
-from . import fabrics, mappings, policies, protected_items, vcenters
+from . import fabrics, failover_jobs, mappings, policies, protected_items, vcenters
 from .fabrics import azure_container_name, azure_fabric_name
 from .jobs import JobEngine
 from .work_items import WorkItems
@@ -34,6 +34,7 @@ JOB_KINDS = (
     protected_items.ENABLE,
     protected_items.DISABLE,
     protected_items.PURGE,
+    *failover_jobs.KINDS,
 )
 
 

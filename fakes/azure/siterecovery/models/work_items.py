@@ -31,7 +31,13 @@ LEASE_SECONDS = 120.0
 MAX_WAIT_SECONDS = 60.0
 REPORT_STATES = (IN_PROGRESS, SUCCEEDED, FAILED)
 
-KINDS = ("AddVCenter", "EnableProtection", "DisableProtection", "PurgeProtection")
+KINDS = (
+    "AddVCenter",
+    "EnableProtection",
+    "DisableProtection",
+    "PurgeProtection",
+    "ShutdownVm",
+)
 
 
 def validate_report(update) -> tuple[str, str | None]:

@@ -1,9 +1,14 @@
 """`POST /_lab/verify`: which VM and recovery point, then `verify.py` on its snapshots.
 
 The VM is named by its instance UUID, its friendly name or its protected item's name; the
-point by its name (the recovery point id the API shows) or "latest". The manifest of the
-point's tag comes from the cache container (verify mode); without one, only the application
-check says anything.
+point by its name (the recovery point id the API shows) or "latest". With `"snapshots":
+{diskId: "container/blob?snapshot=ts"}` other blobs of the disks account are checked against
+that point's manifest instead of the point's own snapshots; with `"failover": "test"|"run"`,
+those of the VM that a test failover or a failover made, at its point: its managed disks as
+they were made from the point (the failover keeps a snapshot of each before the boot).
+
+The manifest of the point's tag comes from the cache container (verify mode); without one,
+only the application check says anything.
 """
 
 from __future__ import annotations
@@ -46,32 +51,36 @@ def verify_recovery_point(worker, body: dict) -> dict:
     worker.require_ready()
     worker._fault("verify")
     item = find_item(worker.vault, body["vm"])
+    made = _failover_of(worker.vault, item, body.get("failover"))
+    if made is not None:  # the failed-over VM's disks, at the point it was made from
+        body = {**body, "point": made["point"], "snapshots": made["restored"]}
     point = find_point(worker.vault, item, body.get("point"))
     details = point.get("details") or {}
     tag_id = details.get("tag_id")
     vm_id = details.get("vm_id") or item.vm_id
     manifest_name = details.get("manifest") or names.manifest_blob(vm_id, tag_id)
     manifest = worker.cache.read_json(manifest_name)
-    seeds = worker.seeds
+    snapshots = _snapshots(body, details)
     disks = []
     refs = []
     indexes = details.get("disk_indexes") or {}
-    for disk_id, ref in sorted(
-        (details.get("snapshots") or {}).items(), key=lambda kv: indexes.get(kv[0], 0)
-    ):
+    for disk_id, ref in sorted(snapshots.items(), key=lambda kv: indexes.get(kv[0], 0)):
         index = int(indexes.get(disk_id, len(disks)))
-        _container, blob, snapshot = names.parse_snapshot_ref(ref)
+        container, blob, snapshot = names.parse_snapshot_ref(ref)
+        seeds = (
+            worker.seeds if container == names.SEED_CONTAINER else worker.disks_reader(container)
+        )
         size = seeds.size(blob, snapshot)
         result = compare_disk(
             index,
             disk_id,
-            read=lambda offset, length, b=blob, s=snapshot: seeds.read(b, offset, length, s),
+            read=lambda offset, length, b=blob, s=snapshot, r=seeds: r.read(b, offset, length, s),
             ranges=seeds.page_ranges(blob, snapshot) if manifest is not None else [],
             size=size,
             manifest=manifest,
         )
         disks.append(result | {"snapshot": ref})
-        refs.append((index, disk_id, blob, snapshot, size))
+        refs.append((index, disk_id, blob, snapshot, size, seeds))
     first = next((d["first_difference"] for d in disks if d["first_difference"]), None)
     if mode == "skip":
         application = {"checked": False, "ok": None, "reason": "skipped"}
@@ -82,10 +91,10 @@ def verify_recovery_point(worker, body: dict) -> dict:
                 path="",
                 size=size,
                 kind="page_blob",
-                url=seeds.read_sas_url(blob, snapshot),
+                url=reader.read_sas_url(blob, snapshot),
                 ca_cert=worker.ctx.ca_cert,
             )
-            for index, disk_id, blob, snapshot, size in refs
+            for index, disk_id, blob, snapshot, size, reader in refs
         ]
         application = application_summary(verify_disks(disk_refs), mode)
     compared = manifest is not None
@@ -113,3 +122,33 @@ def verify_recovery_point(worker, body: dict) -> dict:
             "on the disks"
         )
     return answer
+
+
+def _snapshots(body: dict, details: dict) -> dict:
+    """The blobs to check: the point's snapshots, or the caller's for the same disks."""
+    own = details.get("snapshots") or {}
+    given = body.get("snapshots")
+    if given is None:
+        return own
+    if not isinstance(given, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and "?snapshot=" in v for k, v in given.items()
+    ):
+        raise BadRequest('"snapshots" must map disk ids to "container/blob?snapshot=ts"')
+    unknown = set(given) - set(own)
+    if unknown or not given:
+        raise BadRequest(f"the point has no disk(s) {sorted(unknown)}; its disks: {sorted(own)}")
+    return given
+
+
+def _failover_of(vault, item, which) -> dict | None:
+    if which is None:
+        return None
+    key = {"test": "testFailover", "run": "failover"}.get(which)
+    if key is None:
+        raise BadRequest('"failover" must be "test" or "run"')
+    doc = vault.store.get("protected_items", item.key.fabric, item.key.container, item.key.name)
+    made = (doc or {}).get(key)
+    if not made or not made.get("restored"):
+        what = "test failover" if which == "test" else "failover"
+        raise RecoveryPointNotFound(f"{item.vm_name} has no {what} VM to verify")
+    return made

