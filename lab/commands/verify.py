@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
 from ..errors import AsrError
 from ._common import err, friendly_errors, lab_info, out, state_dir_option
+
+READY_WAIT = 60.0  # seconds a (re)starting worker gets to connect before verify gives up
 
 
 def _path_part(arm_id: str, name: str) -> str:
@@ -125,12 +128,15 @@ def command(vm, point, application, failover, as_json, state_dir):
         body = {"vm": item.name, "application": application, "failover": failover}
         what = f"the disks of {item.properties.friendly_name}'s {failover} failover VM"
     with err.status(f"verifying {what}"):
-        response = requests.post(
-            f"{worker['url']}/_lab/verify",
-            json=body,
-            verify=lab["ca_cert"],
-            timeout=600,
-        )
+        deadline = time.monotonic() + READY_WAIT
+        while True:
+            response = requests.post(
+                f"{worker['url']}/_lab/verify", json=body, verify=lab["ca_cert"], timeout=600
+            )
+            # 503: the worker is (re)starting and not connected yet; it will be shortly.
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)  # bounded by READY_WAIT
     try:
         result = response.json()
     except ValueError:

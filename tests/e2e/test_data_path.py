@@ -110,6 +110,7 @@ def verify(lab, vm, point):
         text=True,
         timeout=300,
     )
+    assert proc.stdout, f"drlab verify exited {proc.returncode}: {proc.stderr}"
     result = json.loads(proc.stdout)
     assert proc.returncode == 0 and result["ok"], (proc.stderr, result)
     return result

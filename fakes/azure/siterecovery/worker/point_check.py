@@ -55,6 +55,11 @@ def verify_recovery_point(worker, body: dict) -> dict:
     if made is not None:  # the failed-over VM's disks, at the point it was made from
         body = {**body, "point": made["point"], "snapshots": made["restored"]}
     point = find_point(worker.vault, item, body.get("point"))
+    with worker.points.pin(point["name"]):
+        return _verify(worker, body, item, point, mode)
+
+
+def _verify(worker, body: dict, item, point: dict, mode: str) -> dict:
     details = point.get("details") or {}
     tag_id = details.get("tag_id")
     vm_id = details.get("vm_id") or item.vm_id

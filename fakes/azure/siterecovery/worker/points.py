@@ -18,6 +18,7 @@ and per-point size accounting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -97,6 +98,21 @@ class RecoveryPoints:
         self.faults = faults
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self.pinned: dict[str, int] = {}  # point name -> verifications reading it now
+
+    @contextlib.contextmanager
+    def pin(self, name: str):
+        """Keep a point from retention while it is read (a verify of a sped-up lab's point
+        can outlast its hour)."""
+        with self._locks_lock:
+            self.pinned[name] = self.pinned.get(name, 0) + 1
+        try:
+            yield
+        finally:
+            with self._locks_lock:
+                self.pinned[name] -= 1
+                if not self.pinned[name]:
+                    del self.pinned[name]
 
     def _lock(self, vm_id: str) -> threading.Lock:
         with self._locks_lock:
@@ -184,7 +200,7 @@ class RecoveryPoints:
             keep = retention_keep(infos, now, retention_minutes)
             pruned = []
             for p in points:
-                if p["tag_id"] in keep or p["name"] in in_use:
+                if p["tag_id"] in keep or p["name"] in in_use or p["name"] in self.pinned:
                     continue
                 self.faults("prune")
                 self.vault.delete_recovery_points(vm.item, [p["name"]])
