@@ -75,3 +75,81 @@ def target_group(drill) -> str:
 
 def vm_names(drill) -> list[str]:
     return fr.vms(drill)
+
+
+# -- the on-premises site -------------------------------------------------------------------
+def _vcenter(drill):
+    import ssl
+    from urllib.parse import urlsplit
+
+    from pyVim.connect import SmartConnect
+
+    env = drill.lab["env"]
+    url = urlsplit(env["DRLAB_VCENTER_URL"])
+    return SmartConnect(
+        host=url.hostname,
+        port=url.port,
+        user=env["DRLAB_VCENTER_USER"],
+        pwd=env["DRLAB_VCENTER_PASSWORD"],
+        sslContext=ssl.create_default_context(cafile=drill.lab["ca_cert"]),
+    )
+
+
+def power_off(drill, vm_name: str) -> None:
+    """A hard power-off through pyvmomi (the site loses power; no clean shutdown)."""
+    from pyVim.connect import Disconnect
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+
+    si = _vcenter(drill)
+    try:
+        view = si.content.viewManager.CreateContainerView(
+            si.content.rootFolder, [vim.VirtualMachine], True
+        )
+        vm = next(v for v in view.view if v.name == vm_name)
+        view.DestroyView()
+        if vm.runtime.powerState != "poweredOff":
+            WaitForTask(vm.PowerOffVM_Task())
+    finally:
+        Disconnect(si)
+
+
+def source_application(drill, vm_name: str) -> dict:
+    """The application's data on the source VM's own disks (`drlab vm verify`): committed
+    transaction and sequence, checked offline when the VM is off."""
+    import requests
+
+    url = f"{drill.lab['services']['vcenter']['url']}/_lab/vms/{vm_name}/verify"
+    response = requests.post(url, verify=drill.lab["ca_cert"], timeout=120)
+    response.raise_for_status()
+    return response.json()
+
+
+def set_link(drill, name: str, enabled: bool) -> None:
+    """Take one of the lab's network links down or up (`drlab link down|up`)."""
+    import requests
+
+    url = f"{drill.lab['services']['links']['url']}/proxies/{name}"
+    response = requests.post(
+        url, json={"enabled": enabled}, verify=drill.lab["ca_cert"], timeout=30
+    )
+    response.raise_for_status()
+
+
+def site_links(drill) -> list[str]:
+    """The links that carry the on-premises site's replication (agent and process server)."""
+    import requests
+
+    url = f"{drill.lab['services']['links']['url']}/proxies"
+    response = requests.get(url, verify=drill.lab["ca_cert"], timeout=30)
+    response.raise_for_status()
+    return sorted(n for n in response.json() if n != "vpn")
+
+
+def policy_rpo_threshold(drill, vm: str) -> int | None:
+    """The RPO threshold (seconds) of the policy that protects `vm`."""
+    asr = drill.asr
+    policy_id = drill.asr.protected(vm).properties.policy_id
+    policy = asr.client.replication_policies.get(asr.rg, asr.vault, policy_id.rsplit("/", 1)[-1])
+    minutes = policy.properties.provider_specific_details.recovery_point_threshold_in_minutes
+    return minutes * 60 if minutes is not None else None

@@ -20,9 +20,11 @@ from pyVmomi import vim
 
 from lab import failover, launcher
 from lab.asr import Asr
+from lab.kit.clock import LabClock
 from scenarios import _failover as f
 from scenarios.runner import Drill, run_scenario
 from tests.conftest import LabHandle
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -89,6 +91,15 @@ def test_wrong_transitions_are_refused_and_change_nothing(lab, asr):
 
 def test_unplanned_failover_with_the_source_down_change_point_and_commit(lab, asr):
     vm = "win-app-01"
+    LabClock(lab.state_dir / "clock.json").set_speed(f.SPEED)  # app points every 30 s
+    wait_for(
+        lambda: any(
+            p.properties.recovery_point_type == "AppConsistent"
+            for p in failover.recovery_points(asr, vm)
+        ),
+        timeout=180,
+        message=f"an app-consistent point of {vm}",
+    )
     si, source = _vm(lab, vm)
     try:
         WaitForTask(source.PowerOffVM_Task())  # the site is down: a hard power-off
@@ -122,3 +133,19 @@ def test_unplanned_failover_with_the_source_down_change_point_and_commit(lab, as
     assert failover.recovery_points(asr, vm) == []  # commit ends the choice of point
     error = _refused(failover.test_failover, asr, vm)
     assert error.error.code in ("OperationNotAllowed", "InvalidInput")
+
+
+def test_planned_failover_loses_nothing(lab, monkeypatch):
+    monkeypatch.setenv("DRLAB_DRILL_VM", "lin-web-01")
+    report = run_scenario("planned-failover", lab.state_dir)
+    assert report["ok"], report
+    assert report["figures"]["transactions_lost"] == 0
+
+
+def test_unplanned_failover_with_the_site_down_reports_data_loss(lab, monkeypatch):
+    monkeypatch.setenv("DRLAB_DRILL_VM", "lin-db-01")
+    report = run_scenario("unplanned-failover", lab.state_dir)
+    assert report["ok"], report
+    figures = report["figures"]
+    assert figures["transactions_lost"] >= 0 and figures["data_loss_lab_seconds"] >= 0
+    assert figures["rpo_threshold_seconds"] == 15 * 60

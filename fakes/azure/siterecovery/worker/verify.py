@@ -118,6 +118,7 @@ def application_summary(result: dict, mode: str = "auto") -> dict:
         "checked": True,
         "ok": bool(result.get("ok")),
         "committed_seq": result.get("committed_seq"),
+        "committed_txn": result.get("committed_txn"),
         "records_checked": result.get("records_checked"),
         "errors": errors,
         "system_area": result.get("system_area"),
