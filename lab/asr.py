@@ -248,8 +248,15 @@ class Asr:
     def protected_items(self) -> list:
         return list(self.client.replication_protected_items.list(self.rg, self.vault))
 
-    def enable(self, vm_name: str, policy: str | None = None, process_server: str | None = None):
-        """Enable replication of one VM; returns the poller (`.result()` waits for the job)."""
+    def enable(
+        self,
+        vm_name: str,
+        policy: str | None = None,
+        process_server: str | None = None,
+        group: str | None = None,
+    ):
+        """Enable replication of one VM (in the multi-VM consistency `group`, if given);
+        returns the poller (`.result()` waits for the job)."""
         settings = self.settings
         site = self.site()
         item = self.protectable(vm_name)
@@ -280,6 +287,7 @@ class Asr:
             target_azure_subnet_id=settings["target_subnet"],
             target_azure_vm_name=vm_name,
             disk_type="Standard_LRS",
+            multi_vm_group_name=group,
         )
         return self.client.replication_protected_items.begin_create(
             self.rg,

@@ -14,6 +14,7 @@ the real service's kind of error code where one is known.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import secrets
 import threading
@@ -309,18 +310,29 @@ class WorkHandlers:
 
     # -- ShutdownVm ---------------------------------------------------------------------------
     def shutdown_vm(self, item: dict) -> dict:
-        vm_id = item["payload"].get("vmId")
-        self._report(item, {"task": "ShutdownVmTask", "state": "InProgress"})
-        try:
-            found = self.server.shutdown_vm(vm_id, SHUTDOWN_TIMEOUT)
-        except Exception as exc:
+        """One VM (`vmId`), or a recovery plan's (`vms`: [{vmId, vmName}]) side by side."""
+        payload = item["payload"]
+        vms = payload.get("vms") or [{"vmId": payload.get("vmId"), "vmName": payload.get("vmName")}]
+        task = (item.get("tasks") or [{"name": "ShutdownVmTask"}])[0]["name"]
+        self._report(item, {"task": task, "state": "InProgress"})
+        failures = []
+
+        def one(vm: dict):
+            try:
+                return vm["vmId"], self.server.shutdown_vm(vm["vmId"], SHUTDOWN_TIMEOUT)
+            except Exception as exc:
+                failures.append(f"{vm.get('vmName') or vm['vmId']}: {exc}")
+                return vm["vmId"], None
+
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(vms)))) as pool:
+            found = dict(pool.map(one, vms))
+        if failures:
             raise WorkFailed(
                 "539",
-                f"the virtual machine {item['payload'].get('vmName') or vm_id} could not be "
-                f"shut down: {exc}",
-                task="ShutdownVmTask",
+                f"the virtual machine(s) could not be shut down: {'; '.join(failures)}",
+                task=task,
                 possible_causes="VMware Tools are not running, or the vCenter server is down",
-                recommended_action="shut the VM down, then run an unplanned failover",
-            ) from exc
-        self._report(item, {"task": "ShutdownVmTask", "state": "Succeeded"})
+                recommended_action="shut the VMs down, then run an unplanned failover",
+            )
+        self._report(item, {"task": task, "state": "Succeeded"})
         return {"powerStateBefore": found}

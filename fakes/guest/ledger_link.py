@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import socketserver
 import threading
@@ -63,9 +64,13 @@ class LinkError(Exception):
     """The link to the receiver failed or the receiver refused (the sender reconnects)."""
 
 
-def ledger_socket_path(state_dir: str, receiver: str) -> str:
-    """Where the receiver of a pair listens; both sides compute it from the lab's state dir."""
+def ledger_socket_path(state_dir: str, receiver: str, network: str = "") -> str:
+    """Where the receiver of a pair listens; both sides compute it from the lab's state dir
+    and the network they are plugged into ("" on-premises; an Azure VNet otherwise), so a
+    test failover's pair talks within its isolated VNet and never to production."""
     base = Path(state_dir) / "run" / "ledger" if state_dir else Path(f"/tmp/drlab-{os.getuid()}")
+    if network:
+        base = base / re.sub(r"[^A-Za-z0-9._-]", "_", network)
     path = os.path.abspath(base / f"{receiver}.sock")
     return short_socket_path(path, "ledger", path)
 
@@ -467,12 +472,13 @@ class LedgerNode:
         offset: int,
         clock=None,
         state_dir: str = "",
+        network: str = "",
     ):
         self.settings = settings
         self.vm_name = vm_name
         self.book = Ledger(device, offset, clock)
         _sender, receiver = settings.pair(vm_name)
-        self.path = ledger_socket_path(state_dir, receiver)
+        self.path = ledger_socket_path(state_dir, receiver, network)
         self.sender: LedgerSender | None = None
         self.receiver: LedgerReceiver | None = None
         self.server: LedgerSocketServer | None = None

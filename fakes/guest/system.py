@@ -214,20 +214,24 @@ class GuestOS:
         spec = self.settings.ledger_settings
         if spec is None:
             return  # an area recorded before stays out of the write generator's way
+        # The pair names machines by their on-premises names; a failed-over machine keeps its
+        # own (its hostname) whatever Azure calls the VM, and talks only within its VNet.
+        network = self.config.network
+        name = self.config.hostname if network else self.config.vm_name
+        scope = f"{network.get('resource_group', '')}-{network.get('vnet', '')}" if network else ""
         with self._lock:
-            self.ledger_area = ensure_ledger_area(
-                self.disks, self.registry, spec, self.config.vm_name
-            )
+            self.ledger_area = ensure_ledger_area(self.disks, self.registry, spec, name)
         if self.ledger_area is None:
             self.load_errors.append("ledger: the disks have no room for the ledger's area")
             return
         node = LedgerNode(
             spec,
-            self.config.vm_name,
+            name,
             self.disks[self.ledger_area.disk],
             self.ledger_area.offset,
             self.clock,
             self.config.state_dir,
+            scope,
         )
         node.start(self._thread, self.stopping)
         self.ledger = node

@@ -115,12 +115,16 @@ def status(vm, as_json, state_dir):
     out.print(table)
 
 
-@click.command("jobs")
+@click.group("jobs", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
 @state_dir_option
+@click.pass_context
 @friendly_errors
-def jobs(as_json, state_dir):
-    """Site Recovery jobs, newest first, with their tasks."""
+def jobs(ctx, as_json, state_dir):
+    """Site Recovery jobs, newest first, with their tasks (`drlab jobs resume JOB` resumes
+    one waiting on a manual action)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with _asr(state_dir) as asr:
         items = asr.jobs()
     rows = []
@@ -147,12 +151,37 @@ def jobs(as_json, state_dir):
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="jobs")
-    for col in ("job", "target", "state", "start", "tasks"):
+    for col in ("job", "name", "target", "state", "start", "tasks"):
         table.add_column(col)
     for r in rows:
         tasks = "\n".join(f"{t['state']:<10} {t['task']}" for t in r["tasks"])
-        table.add_row(r["job"], r["target"] or "-", r["state"], r["start"] or "-", tasks)
+        table.add_row(r["job"], r["name"], r["target"] or "-", r["state"], r["start"] or "-", tasks)
     out.print(table)
+
+
+@jobs.command("resume")
+@click.argument("job")
+@click.option("--comments", default=None, help="Recorded on the manual action's task.")
+@click.option("--no-wait", is_flag=True, help="Return once the job is running again.")
+@state_dir_option
+@friendly_errors
+def resume(job, comments, no_wait, state_dir):
+    """Resume JOB (its name, as `drlab jobs` shows it), suspended on a manual action."""
+    from azure.mgmt.recoveryservicessiterecovery import models as m
+
+    with _asr(state_dir) as asr:
+        poller = asr.client.replication_jobs.begin_resume(
+            asr.rg,
+            asr.vault,
+            job,
+            m.ResumeJobParams(properties=m.ResumeJobParamsProperties(comments=comments)),
+        )
+        if no_wait:
+            err.print(f"job {job} resumed")
+            return
+        with err.status(f"job {job} resumed; waiting for it to finish or pause again"):
+            done = poller.result()
+        err.print(f"job {job}: {done.properties.state}")
 
 
 @click.command("events")

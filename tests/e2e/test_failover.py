@@ -4,7 +4,8 @@ production untouched, wrong transitions refused, an unplanned failover with the 
 planned failover that loses nothing. Each failed-over VM's disks, as made, equal the source at
 the recovery point (`drlab verify --failover`), and its application data checks at boot.
 
-One lab for the module, in order: the drill first (it fails every VM over and back), then the
+One lab for the module, in order: the multi-VM plan (lin-web-01 and lin-db-01 in one
+consistency group), the drill (it test-fails every VM over and cleans up), then the
 failovers, each on its own VM (a committed VM stays in Azure).
 """
 
@@ -61,6 +62,14 @@ def _vm(lab, name):
     )
     vm = next(v for v in view.view if v.name == name)
     return si, vm
+
+
+def test_multi_vm_plan_fails_a_group_over_at_a_shared_point_in_boot_order(lab):
+    report = run_scenario("multi-vm-plan", lab.state_dir)
+    assert report["ok"], report
+    figures = report["figures"]
+    assert figures["violations_at_independent_points"] > 0
+    assert figures["shared_point"]
 
 
 def test_dr_drill_test_fails_over_every_vm_and_leaves_production_untouched(lab):

@@ -51,6 +51,7 @@ def build(ctx: service.ServiceContext):
     )
     # Failover (Site Recovery's handlers) drives Compute and Network in-process.
     vault.compute, vault.network = compute, network
+    vault.state_dir = ctx.state_dir  # plans' script actions: <state>/scripts
     front = ArmFront(
         ctx.token_validator(ARM_AUDIENCE), authorization_uri=f"{ctx.authority}/{ctx.tenant_id}"
     )

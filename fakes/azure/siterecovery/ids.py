@@ -21,6 +21,7 @@ T_PROTECTED = f"{T_CONTAINER}/replicationProtectedItems"
 T_RECOVERY_POINT = f"{T_PROTECTED}/recoveryPoints"
 T_MAPPING = f"{T_CONTAINER}/replicationProtectionContainerMappings"
 T_POLICY = f"{VAULT_TYPE}/replicationPolicies"
+T_RECOVERY_PLAN = f"{VAULT_TYPE}/replicationRecoveryPlans"
 T_JOB = f"{VAULT_TYPE}/replicationJobs"
 T_EVENT = f"{VAULT_TYPE}/replicationEvents"
 
@@ -95,6 +96,9 @@ class VaultScope:
 
     def policy(self, name: str) -> str:
         return f"{self.id}/replicationPolicies/{name}"
+
+    def recovery_plan(self, name: str) -> str:
+        return f"{self.id}/replicationRecoveryPlans/{name}"
 
     def job(self, name: str) -> str:
         return f"{self.id}/replicationJobs/{name}"

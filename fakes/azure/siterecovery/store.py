@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS mobility_agents (
     fabric TEXT COLLATE NOCASE, vm TEXT COLLATE NOCASE, doc TEXT NOT NULL,
     PRIMARY KEY (fabric, vm));
 CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY COLLATE NOCASE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recovery_plans (
+    name TEXT PRIMARY KEY COLLATE NOCASE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS mappings (
     fabric TEXT COLLATE NOCASE, container TEXT COLLATE NOCASE, name TEXT COLLATE NOCASE,
     doc TEXT NOT NULL, PRIMARY KEY (fabric, container, name));
@@ -71,6 +73,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "protectable_items": ("fabric", "container", "name"),
     "mobility_agents": ("fabric", "vm"),
     "policies": ("name",),
+    "recovery_plans": ("name",),
     "mappings": ("fabric", "container", "name"),
     "protected_items": ("fabric", "container", "name"),
     "recovery_points": ("fabric", "container", "item", "name"),

@@ -94,10 +94,10 @@ def test_unsupported_api_version(arm_lab, vault):
 
 def test_an_operation_not_emulated_answers_501_with_its_name(sdk, vault):
     with pytest.raises(HttpResponseError) as info:
-        list(sdk.replication_recovery_plans.list(*vault))
+        sdk.replication_recovery_plans.begin_reprotect(*vault, "plan").result()
     assert info.value.status_code == 501
     assert info.value.error.code == "NotImplemented"
-    assert "ReplicationRecoveryPlans_List" in info.value.error.message
+    assert "ReplicationRecoveryPlans_Reprotect" in info.value.error.message
     with pytest.raises(HttpResponseError) as info:
         sdk.replication_network_mappings.get(*vault, "f", "n", "m")
     assert "ReplicationNetworkMappings_Get" in info.value.error.message

@@ -69,5 +69,5 @@ def test_handlers_name_only_operations_of_the_table():
     assert set(handlers) <= table.operation_ids()
     assert {op for _, _, op in EXTENSION_ROUTES} <= set(handlers)
     missing = table.operation_ids() - set(handlers)
-    assert "ReplicationRecoveryPlans_TestFailover" in missing  # answers 501, by name
+    assert "ReplicationRecoveryPlans_Reprotect" in missing  # answers 501, by name
     assert "ReplicationProtectedItems_Create" not in missing

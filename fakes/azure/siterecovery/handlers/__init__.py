@@ -26,6 +26,7 @@ MODULES = (
     "events",
     "provider_channel",
     "failover",
+    "plans",
 )
 
 

@@ -124,6 +124,7 @@ def _make_vm(
     )
     return {
         "vm": name,
+        "source_vm": doc["friendlyName"],
         "group": target["group"],
         "disks": [_last(d) for d in disks],
         "point": point["name"],

@@ -117,6 +117,9 @@ class TaskSpec:
     run: Hook | None = None
     work_item: str | None = None  # provider: the work item kind
     instructions: str | None = None  # manual
+    # azure: also pass the task itself, `run(vault, job, task)` (a plan's tasks carry their
+    # arguments in `task["args"]`).
+    with_task: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,20 @@ class JobKind:
     cancellable: bool = False
     restartable: bool = True
     provider: str | None = None  # replication provider shown on events (InMageAzureV2)
+    # The tasks of one job, made from its input when they depend on it (a recovery plan's
+    # groups and actions): expand(vault, input) -> [{"spec", "name", "friendlyName", "args",
+    # "instructions"?}], each `spec` the name of one of `tasks` (the templates).
+    expand: Hook | None = None
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def spec_of(self, task: dict) -> TaskSpec:
+        """The template a job's task runs (its own name, unless it was expanded)."""
+        return self.task(task.get("spec") or task["name"])
 
 
 @dataclass
@@ -208,15 +219,14 @@ class JobEngine:
             "tasks": [
                 {
                     "taskId": new_id(),
-                    "name": t.name,
-                    "friendlyName": t.friendly_name,
                     "state": NOT_STARTED,
                     "stateDescription": DESCRIPTIONS[NOT_STARTED],
                     "start": None,
                     "end": None,
                     "errors": [],
+                    **t,
                 }
-                for t in kind.tasks
+                for t in self._task_list(kind, input)
             ],
             "errors": [],
             "workItem": None,
@@ -228,6 +238,14 @@ class JobEngine:
             self._save(db, job, new=True)
             self.store.after_commit(lambda: self.wake(name))
         return job
+
+    def _task_list(self, kind: JobKind, input: dict) -> list[dict]:
+        if kind.expand is None:
+            return [{"name": t.name, "friendlyName": t.friendly_name} for t in kind.tasks]
+        tasks = kind.expand(self.context, input)
+        for t in tasks:
+            kind.task(t["spec"])  # a template that does not exist is a bug here, not later
+        return tasks
 
     def _save(self, db: sqlite3.Connection, job: dict, new: bool = False) -> None:
         if new:
@@ -267,11 +285,15 @@ class JobEngine:
 
     def _run_azure_task(self, job: dict, index: int) -> None:
         kind = self.kinds[job["kind"]]
-        spec = kind.task(job["tasks"][index]["name"])
+        task = job["tasks"][index]
+        spec = kind.spec_of(task)
         error = None
         output = None
         try:
-            output = spec.run(self.context, job)
+            if spec.with_task:
+                output = spec.run(self.context, job, task)
+            else:
+                output = spec.run(self.context, job)
         except SiteRecoveryError as exc:
             error = exc
         except Exception as exc:  # a bug or an outage: the task fails with the reason
@@ -318,7 +340,7 @@ class JobEngine:
                     kind.on_succeeded(self.context, job, db)
                     break
                 task = job["tasks"][index]
-                spec = kind.task(task["name"])
+                spec = kind.spec_of(task)
                 if task["state"] == FAILED:  # reported by the configuration server
                     self._fail(db, job, kind, None)
                     break
@@ -334,6 +356,8 @@ class JobEngine:
                     self._task_state(task, SUCCEEDED)
                     continue
                 if spec.runner == "manual":
+                    if task["state"] == SUCCEEDED:  # resumed: the job goes on
+                        continue
                     self._task_state(task, SUSPENDED, "Waiting for the manual action to be resumed")
                     self._job_state(job, SUSPENDED)
                     break
@@ -352,10 +376,10 @@ class JobEngine:
         return job, azure_task
 
     def _enqueue_work_item(self, db, job: dict, kind: JobKind, index: int) -> None:
-        spec = kind.task(job["tasks"][index]["name"])
+        spec = kind.spec_of(job["tasks"][index])
         covered = []
         for t in job["tasks"][index:]:
-            s = kind.task(t["name"])
+            s = kind.spec_of(t)
             if s.runner != "provider" or s.work_item != spec.work_item:
                 break
             covered.append({"name": t["name"], "friendlyName": t["friendlyName"]})
@@ -657,8 +681,8 @@ def task_json(task: dict, spec: TaskSpec | None) -> dict:
         out["customDetails"] = compact(
             {
                 "instanceType": "ManualActionTaskDetails",
-                "name": spec.friendly_name,
-                "instructions": spec.instructions,
+                "name": task.get("friendlyName") or spec.friendly_name,
+                "instructions": task.get("instructions") or spec.instructions,
                 "observation": task.get("comments"),
             }
         )
@@ -678,7 +702,7 @@ def allowed_actions(job: dict, kind: JobKind | None) -> list[str]:
 
 def job_json(scope: ids.VaultScope, job: dict, kinds: dict[str, JobKind]) -> dict:
     kind = kinds.get(job["kind"])
-    specs = {t.name: t for t in kind.tasks} if kind else {}
+    specs = {t["name"]: kind.spec_of(t) for t in job["tasks"]} if kind else {}
     props = compact(
         {
             "activityId": job.get("activityId"),

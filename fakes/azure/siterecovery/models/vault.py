@@ -18,7 +18,16 @@ from pathlib import Path
 
 from .. import ids
 from ..store import DB_FILE, Store
-from . import fabrics, failover_jobs, mappings, policies, protected_items, vcenters
+from . import (
+    fabrics,
+    failover_jobs,
+    mappings,
+    plan_jobs,
+    plans,
+    policies,
+    protected_items,
+    vcenters,
+)
 from .fabrics import azure_container_name, azure_fabric_name
 from .jobs import JobEngine
 from .work_items import WorkItems
@@ -35,6 +44,8 @@ JOB_KINDS = (
     protected_items.DISABLE,
     protected_items.PURGE,
     *failover_jobs.KINDS,
+    *plans.KINDS,
+    *plan_jobs.KINDS,
 )
 
 

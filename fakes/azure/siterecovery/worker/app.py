@@ -4,6 +4,8 @@ GET  /_lab/state       per VM: epoch, streams (applied, pending, gaps), initial
                        replication, RPO, last recovery point
 GET  /_lab/ready       503 until the cache and disks storage accounts answer
 POST /_lab/verify      {"vm", "point": "<name>|latest", "application": "auto|required|skip"}
+POST /_lab/verify-ledger {"sender": {"vm", "point"|"failover"}, "receiver": {...}}: the
+                       ledger pair's invariant at two VMs' points (multi-VM consistency)
 GET|PUT /_lab/settings the worker's intervals and grace periods
 POST /_lab/faults      rules by the worker's own operation names: list, download, apply,
                        snapshot, record, delete, resize, create_seed, recovery_point,
@@ -18,7 +20,7 @@ from lab.kit.control import LabControl
 from lab.kit.web import create_app as create_lab_app
 
 from .errors import BadRequest, InjectedFault, WorkerError
-from .point_check import verify_recovery_point
+from .point_check import verify_ledger_pair, verify_recovery_point
 
 
 def create_app(worker):
@@ -49,6 +51,11 @@ def create_app(worker):
     @app.post("/_lab/verify")
     def verify():
         return jsonify(verify_recovery_point(worker, _body()))
+
+    @app.post("/_lab/verify-ledger")
+    def verify_ledger():
+        """Multi-VM consistency: a ledger pair's invariant at two VMs' points."""
+        return jsonify(verify_ledger_pair(worker, _body()))
 
     @app.post("/_lab/flush")
     def flush():

@@ -157,3 +157,62 @@ def _failover_of(vault, item, which) -> dict | None:
         what = "test failover" if which == "test" else "failover"
         raise RecoveryPointNotFound(f"{item.vm_name} has no {what} VM to verify")
     return made
+
+
+# -- multi-VM consistency: a ledger pair's invariant across two VMs' points -------------------
+def _side(worker, spec) -> tuple[dict, list]:
+    """(what was read, DiskRefs) for one side of a pair: {"vm", "point"} or {"vm", "failover"}."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("vm"), str):
+        raise BadRequest('each side is {"vm": ..., "point": "<name>|latest"} or {"vm", "failover"}')
+    item = find_item(worker.vault, spec["vm"])
+    made = _failover_of(worker.vault, item, spec.get("failover"))
+    point = find_point(worker.vault, item, made["point"] if made else spec.get("point"))
+    details = point.get("details") or {}
+    snapshots = made["restored"] if made else details.get("snapshots") or {}
+    indexes = details.get("disk_indexes") or {}
+    refs = []
+    for disk_id, ref in sorted(snapshots.items(), key=lambda kv: indexes.get(kv[0], 0)):
+        container, blob, snapshot = names.parse_snapshot_ref(ref)
+        reader = (
+            worker.seeds if container == names.SEED_CONTAINER else worker.disks_reader(container)
+        )
+        refs.append(
+            DiskRef(
+                label=f"{item.vm_name} {disk_id}",
+                path="",
+                size=reader.size(blob, snapshot),
+                kind="page_blob",
+                url=reader.read_sas_url(blob, snapshot),
+                ca_cert=worker.ctx.ca_cert,
+            )
+        )
+    read = {
+        "vm": item.vm_name,
+        "point": point["name"],
+        "time": point["time"],
+        "type": point["type"],
+        "tag_id": details.get("tag_id"),
+        "failover": spec.get("failover"),
+    }
+    return read, refs
+
+
+def verify_ledger_pair(worker, body: dict) -> dict:
+    """`POST /_lab/verify-ledger`: the guests' ledger invariant (every transfer received was
+    sent) at a sender's and a receiver's recovery points (or failed-over disks)."""
+    from fakes.guest.offline import verify_ledger
+
+    if not isinstance(body, dict):
+        raise BadRequest('send {"sender": {...}, "receiver": {...}}')
+    worker.require_ready()
+    worker._fault("verify")
+    sender, sender_refs = _side(worker, body.get("sender"))
+    receiver, receiver_refs = _side(worker, body.get("receiver"))
+    with worker.points.pin(sender["point"]), worker.points.pin(receiver["point"]):
+        result = verify_ledger(sender_refs, receiver_refs)
+    return {
+        **result,
+        "shared_point": sender["tag_id"] == receiver["tag_id"],
+        "sender_point": sender,
+        "receiver_point": receiver,
+    }

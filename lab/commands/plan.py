@@ -1,0 +1,3 @@
+"""`drlab plan`."""
+
+from .failover import plan_command as command  # noqa: F401
