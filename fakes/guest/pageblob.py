@@ -6,6 +6,11 @@ a write goes up as Put Page (at most 4 MiB per call), a write of zeros as Put Pa
 `x-ms-page-write: clear`, so the blob stays sparse and its page ranges list only what was
 written. A page write is durable when it returns, so flush has nothing to do.
 
+Reads go through a small cache of 1 MiB chunks (read-ahead and LRU): a journal or ledger check
+reads record by record, and one HTTP request per 512-byte record would make a boot or a
+verify take minutes. The device is the blob's only writer (a VM's own disk, or a snapshot
+read-only), so writes update the cached chunks they touch and the cache stays exact.
+
 `DiskRef(kind="page_blob", url=...)` carries a blob URL with a SAS token and `ca_cert` (the
 lab CA); code in the same process may pass any `BlobClient` (an OAuth one, for instance).
 Not emulated: leases, sequence numbers, incremental snapshots, throttling.
@@ -13,9 +18,14 @@ Not emulated: leases, sequence numbers, incremental snapshots, throttling.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from .blockdev import BlockDevice, BlockDeviceError, check_range, is_zero
 
 MAX_PAGE_WRITE = 4 * 2**20  # the Put Page limit
+CACHE_CHUNK = 2**20
+CACHE_CHUNKS = 64  # 64 MiB per open device at most
 
 
 class PageBlobDevice(BlockDevice):
@@ -25,6 +35,9 @@ class PageBlobDevice(BlockDevice):
         self.size = int(blob_client.get_blob_properties().size)
         if self.size % 512:
             raise BlockDeviceError(f"page blob size {self.size} is not a multiple of 512")
+        self._chunks: OrderedDict[int, bytearray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._writes = 0  # a chunk read while a write went up is not kept (it may be stale)
 
     @classmethod
     def from_disk(cls, disk, readonly: bool = False, credential=None) -> PageBlobDevice:
@@ -41,7 +54,49 @@ class PageBlobDevice(BlockDevice):
         check_range(offset, length, self.size)
         if length == 0:
             return b""
-        return self.blob.download_blob(offset=offset, length=length).readall()
+        if length >= CACHE_CHUNK:  # a large read is one request, and not worth keeping
+            return self.blob.download_blob(offset=offset, length=length).readall()
+        out = bytearray()
+        end = offset + length
+        pos = offset
+        while pos < end:
+            index = pos // CACHE_CHUNK
+            chunk = self._chunk(index)
+            start = pos - index * CACHE_CHUNK
+            take = min(end - pos, len(chunk) - start)
+            out += chunk[start : start + take]
+            pos += take
+        return bytes(out)
+
+    def _chunk(self, index: int) -> bytearray:
+        with self._cache_lock:
+            chunk = self._chunks.get(index)
+            if chunk is not None:
+                self._chunks.move_to_end(index)
+                return chunk
+            writes = self._writes
+        start = index * CACHE_CHUNK
+        length = min(CACHE_CHUNK, self.size - start)
+        chunk = bytearray(self.blob.download_blob(offset=start, length=length).readall())
+        with self._cache_lock:
+            if writes != self._writes:
+                return chunk
+            self._chunks[index] = chunk
+            while len(self._chunks) > CACHE_CHUNKS:
+                self._chunks.popitem(last=False)
+        return chunk
+
+    def _update_cache(self, offset: int, data) -> None:
+        with self._cache_lock:
+            self._writes += 1
+            end = offset + len(data)
+            for index in range(offset // CACHE_CHUNK, (end - 1) // CACHE_CHUNK + 1):
+                chunk = self._chunks.get(index)
+                if chunk is None:
+                    continue
+                base = index * CACHE_CHUNK
+                lo, hi = max(offset, base), min(end, base + len(chunk))
+                chunk[lo - base : hi - base] = data[lo - offset : hi - offset]
 
     def write(self, offset: int, data: bytes) -> None:
         if self.readonly:
@@ -54,6 +109,7 @@ class PageBlobDevice(BlockDevice):
                 self.blob.clear_page(offset + start, len(chunk))
             else:
                 self.blob.upload_page(bytes(chunk), offset + start, len(chunk))
+        self._update_cache(offset, view)
 
     def flush(self) -> None:
         pass  # a Put Page is durable once acknowledged
@@ -64,6 +120,8 @@ class PageBlobDevice(BlockDevice):
         if current < new_size and not self.readonly:
             self.blob.resize_blob(new_size)
         self.size = new_size
+        with self._cache_lock:
+            self._chunks.clear()  # the last chunk's length changed
 
     def close(self) -> None:
         self.blob.close()

@@ -116,3 +116,28 @@ def test_logs_of_an_older_epoch_are_stale_and_of_an_unknown_one_are_not():
         "vm-1/e1-0-ir/",
         "vm-1/e1-0/",
     ]
+
+
+def test_scattered_small_runs_are_read_in_few_requests_with_the_same_digests():
+    import random
+
+    from fakes.azure.siterecovery.worker.verify import BLOCK, snapshot_digests
+
+    size = 64 * 2**20
+    rnd = random.Random(7)
+    disk = bytearray(size)
+    ranges = []
+    for _ in range(300):  # 8 KiB writes scattered over the disk
+        offset = rnd.randrange(0, size // 8192) * 8192
+        disk[offset : offset + 8192] = rnd.randbytes(8192)
+        ranges.append((offset, offset + 8192))
+    reads = []
+
+    def read(offset, length):
+        reads.append(length)
+        return bytes(disk[offset : offset + length])
+
+    got = snapshot_digests(read, ranges, size)
+    one_by_one = snapshot_digests(lambda o, n: bytes(disk[o : o + n]), ranges, size, max_read=BLOCK)
+    assert got == one_by_one and len(got) > 250
+    assert len(reads) < 40 and max(reads) <= 4 * 2**20  # not one request per run

@@ -49,20 +49,40 @@ def snapshot_digests(
     block: int = BLOCK,
     max_read: int = MAX_READ,
 ) -> dict[int, str]:
-    """{block index: digest} of every non-zero block the ranges touch."""
+    """{block index: digest} of every non-zero block the ranges touch.
+
+    Nearby runs are read together (a gap of up to a quarter of `max_read` is read and thrown
+    away): a disk written in scattered small pieces has thousands of runs, and one request
+    each would make a verify take minutes."""
     per_read = max(1, max_read // block)
     out: dict[int, str] = {}
-    for run in block_runs(ranges, size, block):
-        for chunk_start in range(run.start, run.stop, per_read):
-            chunk_stop = min(run.stop, chunk_start + per_read)
-            offset = chunk_start * block
-            length = min(chunk_stop * block, size) - offset
-            data = read(offset, length)
-            for i in range(chunk_stop - chunk_start):
-                piece = data[i * block : (i + 1) * block]
+    for start, stop, wanted in _spans(block_runs(ranges, size, block), per_read):
+        offset = start * block
+        data = read(offset, min(stop * block, size) - offset)
+        for run in wanted:
+            for b in run:
+                piece = data[(b - start) * block : (b - start + 1) * block]
                 if piece and not _zero(piece):
-                    out[chunk_start + i] = digest(piece)
+                    out[b] = digest(piece)
     return out
+
+
+def _spans(runs: list[range], per_read: int):
+    """(first block, stop block, [runs]) reads of at most `per_read` blocks covering `runs`."""
+    gap = max(1, per_read // 4)
+    span: list = []
+    for run in runs:
+        for s in range(run.start, run.stop, per_read):
+            piece = range(s, min(run.stop, s + per_read))
+            if span and piece.start - span[1] <= gap and piece.stop - span[0] <= per_read:
+                span[1] = piece.stop
+                span[2].append(piece)
+                continue
+            if span:
+                yield tuple(span)
+            span = [piece.start, piece.stop, [piece]]
+    if span:
+        yield tuple(span)
 
 
 def first_difference(expected: dict[int, str], actual: dict[int, str]) -> dict | None:
