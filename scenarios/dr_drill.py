@@ -85,7 +85,7 @@ def _run(drill) -> None:
                 points = failover.recovery_points(asr, vm)
                 return points and points[0].properties.recovery_point_time.timestamp() > started
 
-            drill.wait_for(newer, timeout=120, what=f"a new recovery point of {vm}")
+            drill.wait_for(newer, timeout=300, what=f"a new recovery point of {vm}")
         drill.say("every VM still Protected; a recovery point newer than the drill each")
 
     with drill.step("Clean up the test failover"):

@@ -74,3 +74,17 @@ def shared_lab(tmp_path_factory):
         yield LabHandle(state_dir, info)
     finally:
         launcher.down(state_dir)
+
+
+@contextlib.contextmanager
+def replicating_lab_turn(tmp_path_factory):
+    """Hold the turn of the test run's labs that replicate three VMs under a sped-up clock
+    (the data path's and failover's e2e modules): one at a time across xdist workers, as two
+    of them on a small machine starve each other's agents and workers of CPU. The turn is a
+    lock file shared by the run's workers (their common temporary directory)."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "replicating-lab.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield

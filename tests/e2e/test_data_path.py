@@ -25,10 +25,11 @@ from lab import launcher
 from lab.asr import Asr
 from lab.kit import wire
 from scenarios.runner import run_scenario
-from tests.conftest import LabHandle
+from tests.conftest import LabHandle, replicating_lab_turn
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.e2e
+# The first test also waits for the other replicating lab's turn (see replicating_lab_turn).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 VM = "lin-db-01"
 SPEED = 60.0  # crash-consistent points every 5 lab minutes = every 5 s
@@ -36,12 +37,13 @@ SPEED = 60.0  # crash-consistent points every 5 lab minutes = every 5 s
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    state = tmp_path_factory.mktemp("data-path-lab")
-    handle = LabHandle(state, launcher.up("default", state))
-    try:
-        yield handle
-    finally:
-        launcher.down(state)
+    with replicating_lab_turn(tmp_path_factory):
+        state = tmp_path_factory.mktemp("data-path-lab")
+        handle = LabHandle(state, launcher.up("default", state))
+        try:
+            yield handle
+        finally:
+            launcher.down(state)
 
 
 @pytest.fixture(scope="module")

@@ -19,25 +19,27 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from lab import failover, launcher
+from lab import failover, launcher, plans
 from lab.asr import Asr
 from lab.kit.clock import LabClock
 from scenarios import _failover as f
 from scenarios.runner import Drill, run_scenario
-from tests.conftest import LabHandle
+from tests.conftest import LabHandle, replicating_lab_turn
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.e2e
+# The first test also waits for the other replicating lab's turn (see replicating_lab_turn).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    state = tmp_path_factory.mktemp("failover-lab")
-    handle = LabHandle(state, launcher.up("default", state))
-    try:
-        yield handle
-    finally:
-        launcher.down(state)
+    with replicating_lab_turn(tmp_path_factory):
+        state = tmp_path_factory.mktemp("failover-lab")
+        handle = LabHandle(state, launcher.up("default", state))
+        try:
+            yield handle
+        finally:
+            launcher.down(state)
 
 
 @pytest.fixture
@@ -70,6 +72,36 @@ def test_multi_vm_plan_fails_a_group_over_at_a_shared_point_in_boot_order(lab):
     figures = report["figures"]
     assert figures["violations_at_independent_points"] > 0
     assert figures["shared_point"]
+
+
+def test_a_failing_script_action_fails_the_plan_and_cleanup_still_removes_its_vms(lab, asr):
+    scripts = lab.state_dir / "scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "smoke-test.sh").write_text('echo "smoke test: $DRLAB_PLAN_VMS"; exit 3\n')
+    f.ensure_protected(Drill(lab.state_dir), ["win-app-01"])
+    plans.create(
+        asr,
+        "bad-script",
+        [{"vms": ["win-app-01"], "end": [{"name": "smoke", "script": "smoke-test.sh"}]}],
+    ).result()
+    with pytest.raises(HttpResponseError) as err:
+        plans.test_failover(asr, "bad-script").result()
+    assert "ScriptActionFailed" in str(err.value) or "exited with status 3" in str(err.value)
+    job = next(j for j in asr.jobs() if j.properties.target_object_name == "bad-script")
+    assert job.properties.state == "Failed"
+    assert "smoke test" in job.properties.errors[0].service_error_details.message
+    plan = plans.get(asr, "bad-script")
+    assert plan.properties.allowed_operations == ["TestFailoverCleanup"]
+    group = asr.settings["target_resource_group"]
+    assert asr.compute.virtual_machines.get(group, "win-app-01-test")  # made before the action
+    plans.test_failover_cleanup(asr, "bad-script", "script fixed later").result()
+    with pytest.raises(HttpResponseError):
+        asr.compute.virtual_machines.get(group, "win-app-01-test")
+    assert asr.protected("win-app-01").properties.test_failover_state == "None"
+    asr.client.replication_recovery_plans.begin_delete(asr.rg, asr.vault, "bad-script").result()
+    assert "bad-script" not in {
+        p.name for p in asr.client.replication_recovery_plans.list(asr.rg, asr.vault)
+    }
 
 
 def test_dr_drill_test_fails_over_every_vm_and_leaves_production_untouched(lab):

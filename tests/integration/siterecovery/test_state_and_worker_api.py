@@ -157,6 +157,7 @@ def test_worker_api_writes_what_the_sdk_reads(protected, sdk, vault, arm_lab):
         details = rpi.properties.provider_specific_details
         assert rpi.properties.protection_state == "Protected"
         assert rpi.properties.allowed_operations == [
+            "PlannedFailover",  # as the real service lists them (its Get example)
             "UnplannedFailover",
             "DisableProtection",
             "TestFailover",
