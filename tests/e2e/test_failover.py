@@ -11,6 +11,7 @@ failovers, each on its own VM (a committed VM stays in Azure).
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import pytest
@@ -48,6 +49,13 @@ def asr(lab):
         yield client
 
 
+def _passed(report: dict) -> None:
+    if not report["ok"]:
+        pytest.fail(
+            f"{report['scenario']} failed: {report['error']}\n{json.dumps(report, indent=1)}"
+        )
+
+
 def _vm(lab, name):
     env = lab.env
     context = ssl.create_default_context(cafile=lab.ca)
@@ -68,7 +76,7 @@ def _vm(lab, name):
 
 def test_multi_vm_plan_fails_a_group_over_at_a_shared_point_in_boot_order(lab):
     report = run_scenario("multi-vm-plan", lab.state_dir)
-    assert report["ok"], report
+    _passed(report)
     figures = report["figures"]
     assert figures["violations_at_independent_points"] > 0
     assert figures["shared_point"]
@@ -106,7 +114,7 @@ def test_a_failing_script_action_fails_the_plan_and_cleanup_still_removes_its_vm
 
 def test_dr_drill_test_fails_over_every_vm_and_leaves_production_untouched(lab):
     report = run_scenario("dr-drill", lab.state_dir)
-    assert report["ok"], report
+    _passed(report)
 
 
 def _refused(call, *args):
@@ -179,14 +187,14 @@ def test_unplanned_failover_with_the_source_down_change_point_and_commit(lab, as
 def test_planned_failover_loses_nothing(lab, monkeypatch):
     monkeypatch.setenv("DRLAB_DRILL_VM", "lin-web-01")
     report = run_scenario("planned-failover", lab.state_dir)
-    assert report["ok"], report
+    _passed(report)
     assert report["figures"]["transactions_lost"] == 0
 
 
 def test_unplanned_failover_with_the_site_down_reports_data_loss(lab, monkeypatch):
     monkeypatch.setenv("DRLAB_DRILL_VM", "lin-db-01")
     report = run_scenario("unplanned-failover", lab.state_dir)
-    assert report["ok"], report
+    _passed(report)
     figures = report["figures"]
     assert figures["transactions_lost"] >= 0 and figures["data_loss_lab_seconds"] >= 0
     assert figures["rpo_threshold_seconds"] == 15 * 60

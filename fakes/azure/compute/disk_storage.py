@@ -150,20 +150,41 @@ class DiskStorage:
 
     # -- managed disk blobs -------------------------------------------------------------------
     def copy(self, source: SourceBlob, blob: str) -> int:
-        """Server-side copy of `source` into the managed disk blob; returns its size."""
+        """Server-side copy of `source` into the managed disk blob; returns its size.
+
+        Azurite (3.37, in memory) gives a copy the very page-range list of its source, so a
+        write to the copy would also change the source — a recovery point's snapshot, when a
+        failed-over VM boots. A snapshot's list is its own copy, so the disk is copied from a
+        snapshot of a transient blob that is deleted at once: the disk's list is then shared
+        with nothing left. Metadata only; no data moves."""
         src = self._blob(source.container, source.blob).url
         if source.snapshot:
             src = f"{src}?snapshot={urllib.parse.quote(source.snapshot)}"
-        dest = self._blob(CONTAINER, blob)
-        result = dest.start_copy_from_url(src)
+        transient = self._blob(CONTAINER, f"{blob}.copying")
+        try:
+            self._copy_into(transient, src, source.ref)
+            snap = transient.create_snapshot()["snapshot"]
+            dest = self._blob(CONTAINER, blob)
+            self._copy_into(
+                dest, f"{transient.url}?snapshot={urllib.parse.quote(snap)}", source.ref
+            )
+        finally:
+            try:
+                transient.delete_blob(delete_snapshots="include")
+            except ResourceNotFoundError:
+                pass
+        return int(dest.get_blob_properties().size)
+
+    @staticmethod
+    def _copy_into(dest, url: str, what: str) -> None:
+        result = dest.start_copy_from_url(url)
         status = result.get("copy_status")
         deadline = time.monotonic() + COPY_TIMEOUT
         while status == "pending" and time.monotonic() < deadline:
             time.sleep(0.05)
             status = dest.get_blob_properties().copy.status
         if status != "success":
-            raise DiskStorageUnavailable(f"The copy of {source.ref} ended '{status}'.")
-        return int(dest.get_blob_properties().size)
+            raise DiskStorageUnavailable(f"The copy of {what} ended '{status}'.")
 
     def snapshot(self, blob: str) -> str:
         """A snapshot of a managed disk blob now: its reference (container/blob?snapshot=ts)."""

@@ -101,3 +101,26 @@ def test_a_snapshot_of_another_account_is_refused(local_compute):
         local_compute.create_disk_from_snapshot(RG, "x", "asr-seed-disks/no-such-blob")
     assert err.value.code == "InvalidParameter"
     assert local_compute.disks.list() == []
+
+
+def test_writing_to_a_disk_leaves_the_snapshot_it_was_made_from_unchanged(
+    local_compute, seed_snapshot
+):
+    """A recovery point's snapshot must not change when the VM made from it writes (Azurite
+    shares a copy's page-range list with its source; the copy goes through a transient
+    snapshot so nothing is shared)."""
+    ref = seed_snapshot("lin-web-01")
+    storage = local_compute.storage
+    source = storage.resolve_source(ref)
+    snap = storage._blob(source.container, source.blob, source.snapshot)
+    before = snap.download_blob(offset=0, length=1 << 20).readall()
+    ranges_before = [(r.start, r.end) for r in snap.list_page_ranges()]
+    local_compute.create_disk_from_snapshot(RG, "cow-os", ref)
+    blob = storage._blob("managed-disks", local_compute.disks.get(RG, "cow-os")["blob"])
+    blob.upload_page(b"\xab" * 4096, 0, 4096)
+    blob.upload_page(b"\xcd" * 4096, 3 << 30, 4096)  # a page the source never had
+    assert snap.download_blob(offset=0, length=1 << 20).readall() == before
+    assert [(r.start, r.end) for r in snap.list_page_ranges()] == ranges_before
+    assert blob.download_blob(offset=0, length=4096).readall() == b"\xab" * 4096
+    names = [b.name for b in storage.service.get_container_client("managed-disks").list_blobs()]
+    assert not any(n.endswith(".copying") for n in names)  # the transient blob is gone
