@@ -66,8 +66,8 @@ def azurite_alone(workdir: Path) -> float:
 
 
 def foundation_topology(directory: Path) -> Path:
-    """The default topology without the on-premises site, Service Bus and mail: the lab's
-    foundation (Entra ID, Azurite, the ARM front)."""
+    """The default topology without the on-premises site, Service Bus, mail and the disks
+    account: the lab's foundation (Entra ID, Azurite, the ARM front)."""
     import yaml
 
     from lab.topology import TOPOLOGY_DIR
@@ -75,6 +75,10 @@ def foundation_topology(directory: Path) -> Path:
     data = yaml.safe_load((TOPOLOGY_DIR / "default.yaml").read_text())
     for section in ("vcenter", "onprem", "replication", "servicebus", "mail"):
         data.pop(section, None)
+    # The foundation is one storage account; the disks account (a second Azurite, and the
+    # Site Recovery worker that writes it) belongs to the data path, measured with the default
+    # lab below.
+    data["storage"]["accounts"] = [a for a in data["storage"]["accounts"] if a["role"] != "disks"]
     data["name"] = "foundation"
     path = directory / "foundation.yaml"
     path.write_text(yaml.safe_dump(data))
