@@ -25,6 +25,7 @@ from .outbox import AgentState, Outbox
 log = logging.getLogger(__name__)
 
 CHUNK = 4 << 20  # bytes per message: Azurite takes 4 MiB page writes
+MAX_IR_RECORDS = 2048  # records in one initial-replication message
 # Differentials go out at least this often (wall seconds), or at once when a full message is
 # pending: small writes travel in batches, and the replica is never staler than this.
 DRAIN_SECONDS = 1.0
@@ -268,17 +269,19 @@ class Replicator:
         if progress["done"]:
             return
         stream = f"{self.epoch}-{index}-ir"
-        chunks = list(_chunks(disk.allocated_extents(), progress["next_offset"]))
-        if not chunks:
-            chunks = [None]  # an empty disk still ends its pass
-        for i, chunk in enumerate(chunks):
+        # Pieces go together up to CHUNK bytes a message: a disk written in scattered small
+        # pieces has thousands of extents, and a message (a log: fsync, upload, apply) each
+        # made its initial replication crawl.
+        batches = list(_batches(_chunks(disk.allocated_extents(), progress["next_offset"])))
+        if not batches:
+            batches = [[]]  # an empty disk still ends its pass
+        for i, batch in enumerate(batches):
             if self.stop_event.is_set():
                 return
-            last = i == len(chunks) - 1
-            records = ()
-            if chunk is not None:
-                offset, length = chunk
-                records = (wire.Record(offset, disk.read(offset, length)),)
+            last = i == len(batches) - 1
+            records = tuple(
+                wire.Record(offset, disk.read(offset, length)) for offset, length in batch
+            )
             flags = wire.Flags.INITIAL_REPLICATION | (wire.Flags.END_OF_PASS if last else 0)
             seq = progress["seq"] + 1
             self._ship(
@@ -295,9 +298,9 @@ class Replicator:
                 durable=False,
             )
             progress["seq"] = seq
-            if chunk is not None:
-                progress["next_offset"] = chunk[0] + chunk[1]
-                progress["bytes"] += chunk[1]
+            if batch:
+                progress["next_offset"] = batch[-1][0] + batch[-1][1]
+                progress["bytes"] += sum(length for _, length in batch)
             progress["done"] = last
             self.state.save()
 
@@ -398,6 +401,19 @@ def _manifest_record(vm_id: str, epoch: str, tag: JournalTag, manifest: dict) ->
             for disk, digests in manifest.items()
         },
     }
+
+
+def _batches(chunks, limit: int = CHUNK, max_records: int = MAX_IR_RECORDS):
+    """Consecutive pieces grouped into messages of at most `limit` bytes and `max_records`."""
+    batch, size = [], 0
+    for offset, length in chunks:
+        if batch and (size + length > limit or len(batch) >= max_records):
+            yield batch
+            batch, size = [], 0
+        batch.append((offset, length))
+        size += length
+    if batch:
+        yield batch
 
 
 def _chunks(extents, start: int):

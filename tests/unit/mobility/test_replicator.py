@@ -43,6 +43,16 @@ def test_extents_become_chunks_of_at_most_4_mib_and_resume_from_an_offset():
     assert sum(length for _, length in chunks) == (10 << 20) + 4096  # never a hole
 
 
+def test_scattered_small_extents_go_together_in_few_messages():
+    extents = [(i * (1 << 20), 8192) for i in range(3000)]  # 8 KiB every MiB
+    batches = list(rep._batches(rep._chunks(extents, 0)))
+    assert sum(len(b) for b in batches) == 3000
+    assert len(batches) == 6  # 512 pieces of 8 KiB fill 4 MiB: not 3000 messages
+    assert all(sum(n for _, n in b) <= rep.CHUNK for b in batches)
+    big = list(rep._batches(rep._chunks([(0, 10 << 20)], 0)))
+    assert [len(b) for b in big] == [1, 1, 1]  # 4 + 4 + 2 MiB: one piece a message
+
+
 def test_journal_kept_at_a_clean_shutdown_comes_back_in_order(tmp_path):
     journal = ChangeJournal([0, 1], tmp_path / "spill", memory_limit=2048)
     for i in range(20):  # more than fits in memory: some entries are in the spill file
