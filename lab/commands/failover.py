@@ -336,7 +336,7 @@ def points_command(vm, as_json, state_dir):
     rows = [
         {
             "id": p.name,
-            "time": p.properties.recovery_point_time.isoformat(),
+            "time": p.properties.recovery_point_time.isoformat(timespec="seconds"),
             "type": p.properties.recovery_point_type,
             "multi_vm": getattr(
                 p.properties.provider_specific_details, "is_multi_vm_sync_point", None
@@ -349,7 +349,8 @@ def points_command(vm, as_json, state_dir):
         return
     table = Table(title=f"recovery points of {vm}")
     for col in ("id", "time (lab)", "type", "multi-VM"):
-        table.add_column(col)
+        # ids are for --point: kept whole (folded only on a very narrow terminal)
+        table.add_column(col, overflow="fold", min_width=36 if col == "id" else None)
     for r in rows:
         table.add_row(r["id"], r["time"], r["type"], str(r["multi_vm"] or "-"))
     out.print(table)
