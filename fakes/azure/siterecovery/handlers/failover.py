@@ -11,7 +11,8 @@ from . import operation
 from .common import accepted_job, require_container
 
 
-def _props(req, required: bool = True) -> dict:
+# -- the inputs that item and plan failovers share (handlers/plans.py uses them too) ------
+def properties(req, required: bool = True) -> dict:
     body = req.json(required=required)
     if body is None:
         return {}
@@ -20,14 +21,38 @@ def _props(req, required: bool = True) -> dict:
     return body["properties"]
 
 
-def _direction(props: dict) -> None:
-    direction = props.get("failoverDirection", "PrimaryToRecovery")
+def check_direction(props: dict, default: str | None = "PrimaryToRecovery") -> None:
+    """Only PrimaryToRecovery is emulated (a plan's input must name it; an item's may not)."""
+    direction = props.get("failoverDirection", default)
     if direction == "RecoveryToPrimary":
         raise ProviderNotEmulated(
             "Failover from Azure back to the on-premises site (failback) is not emulated."
         )
     if direction != "PrimaryToRecovery":
         raise InvalidInput("'failoverDirection' must be PrimaryToRecovery or RecoveryToPrimary.")
+
+
+def comments_of(props: dict) -> str | None:
+    comments = props.get("comments")
+    if comments is not None and (not isinstance(comments, str) or len(comments) > 1024):
+        raise InvalidInput("'comments' is text of at most 1024 characters.")
+    return comments
+
+
+def source_site_operations(props: dict) -> str:
+    source = props.get("sourceSiteOperations", "NotRequired")
+    if source not in ("Required", "NotRequired"):
+        raise InvalidInput("'sourceSiteOperations' must be Required or NotRequired.")
+    return source
+
+
+def test_network(props: dict, network_types=("VmNetworkAsInput",)) -> str:
+    """The test network's ARM id (a test failover is always into a network given here)."""
+    if props.get("networkType", "VmNetworkAsInput") not in network_types:
+        raise InvalidInput("'networkType' must be VmNetworkAsInput (the isolated test network).")
+    if not props.get("networkId"):
+        raise InvalidInput("A test failover needs 'networkId': the isolated test network.")
+    return props["networkId"]
 
 
 def _provider_point(props: dict, key: str = "providerSpecificDetails") -> str | None:
@@ -67,43 +92,34 @@ def _start(service, req, action: str, **inp):
 
 @operation("ReplicationProtectedItems_TestFailover")
 def test_failover(service, req):
-    props = _props(req)
-    _direction(props)
-    network_type = props.get("networkType", "VmNetworkAsInput")
-    if network_type not in ("VmNetworkAsInput", "NoNetworkAttachAsInput"):
-        raise InvalidInput("'networkType' must be VmNetworkAsInput.")
-    if not props.get("networkId"):
-        raise InvalidInput("A test failover needs 'networkId': the isolated test network.")
-    return _start(
-        service, req, "testFailover", networkId=props["networkId"], point=_provider_point(props)
-    )
+    props = properties(req)
+    check_direction(props)
+    network = test_network(props, ("VmNetworkAsInput", "NoNetworkAttachAsInput"))
+    return _start(service, req, "testFailover", networkId=network, point=_provider_point(props))
 
 
 @operation("ReplicationProtectedItems_TestFailoverCleanup")
 def test_failover_cleanup(service, req):
-    props = _props(req)
-    comments = props.get("comments")
-    if comments is not None and (not isinstance(comments, str) or len(comments) > 1024):
-        raise InvalidInput("'comments' is text of at most 1024 characters.")
-    return _start(service, req, "testFailoverCleanup", comments=comments)
+    return _start(service, req, "testFailoverCleanup", comments=comments_of(properties(req)))
 
 
 @operation("ReplicationProtectedItems_UnplannedFailover")
 def unplanned_failover(service, req):
-    props = _props(req)
-    _direction(props)
-    source = props.get("sourceSiteOperations", "NotRequired")
-    if source not in ("Required", "NotRequired"):
-        raise InvalidInput("'sourceSiteOperations' must be Required or NotRequired.")
+    props = properties(req)
+    check_direction(props)
     return _start(
-        service, req, "unplannedFailover", point=_provider_point(props), sourceSiteOperations=source
+        service,
+        req,
+        "unplannedFailover",
+        point=_provider_point(props),
+        sourceSiteOperations=source_site_operations(props),
     )
 
 
 @operation("ReplicationProtectedItems_PlannedFailover")
 def planned_failover(service, req):
-    props = _props(req, required=False)
-    _direction(props)
+    props = properties(req, required=False)
+    check_direction(props)
     if props.get("providerSpecificDetails") not in (None, {}):
         _provider_point(props)
     return _start(service, req, "plannedFailover")
@@ -121,7 +137,7 @@ def failover_cancel(service, req):
 
 @operation("ReplicationProtectedItems_ApplyRecoveryPoint")
 def apply_recovery_point(service, req):
-    props = _props(req)
+    props = properties(req)
     point = props.get("recoveryPointId")
     if not point:
         raise InvalidInput("'recoveryPointId' is required.")

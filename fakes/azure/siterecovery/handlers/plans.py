@@ -7,6 +7,13 @@ from ..errors import InvalidInput, ProviderNotEmulated
 from ..models import plan_jobs, plans
 from . import operation
 from .common import accepted_job, ok, paged
+from .failover import (
+    check_direction,
+    comments_of,
+    properties,
+    source_site_operations,
+    test_network,
+)
 
 
 @operation("ReplicationRecoveryPlans_Get")
@@ -66,25 +73,6 @@ def delete_plan(service, req):
 
 
 # -- the plan's failovers -----------------------------------------------------------------
-def _props(req, required: bool = True) -> dict:
-    body = req.json(required=required)
-    if body is None:
-        return {}
-    if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
-        raise InvalidInput('The request body must be {"properties": {...}}.')
-    return body["properties"]
-
-
-def _direction(props: dict) -> None:
-    direction = props.get("failoverDirection")
-    if direction == "RecoveryToPrimary":
-        raise ProviderNotEmulated(
-            "Failover of a recovery plan from Azure back on-premises (failback) is not emulated."
-        )
-    if direction != "PrimaryToRecovery":
-        raise InvalidInput("'failoverDirection' must be PrimaryToRecovery.")
-
-
 def _provider_input(props: dict) -> tuple[str, bool | None]:
     """(recoveryPointType, useMultiVmSyncPoint) from the InMageAzureV2 provider input."""
     point_type, sync = "LatestProcessed", None
@@ -119,18 +107,15 @@ def _run(service, req, action: str, **inp):
 
 @operation("ReplicationRecoveryPlans_TestFailover")
 def test_failover(service, req):
-    props = _props(req)
-    _direction(props)
-    if props.get("networkType", "VmNetworkAsInput") != "VmNetworkAsInput":
-        raise InvalidInput("'networkType' must be VmNetworkAsInput (the isolated test network).")
-    if not props.get("networkId"):
-        raise InvalidInput("A test failover needs 'networkId': the isolated test network.")
+    props = properties(req)
+    check_direction(props, default=None)  # required in a plan's input
+    network = test_network(props)
     point_type, sync = _provider_input(props)
     return _run(
         service,
         req,
         "testFailover",
-        networkId=props["networkId"],
+        networkId=network,
         pointType=point_type,
         multiVmSync=sync,
     )
@@ -138,28 +123,22 @@ def test_failover(service, req):
 
 @operation("ReplicationRecoveryPlans_TestFailoverCleanup")
 def test_failover_cleanup(service, req):
-    props = _props(req)
-    comments = props.get("comments")
-    if comments is not None and (not isinstance(comments, str) or len(comments) > 1024):
-        raise InvalidInput("'comments' is text of at most 1024 characters.")
-    return _run(service, req, "testFailoverCleanup", comments=comments)
+    return _run(service, req, "testFailoverCleanup", comments=comments_of(properties(req)))
 
 
 @operation("ReplicationRecoveryPlans_UnplannedFailover")
 def unplanned_failover(service, req):
-    props = _props(req)
-    _direction(props)
-    source = props.get("sourceSiteOperations", "NotRequired")
-    if source not in ("Required", "NotRequired"):
-        raise InvalidInput("'sourceSiteOperations' must be Required or NotRequired.")
+    props = properties(req)
+    check_direction(props, default=None)
+    source_site_operations(props)  # checked; the lab never needs the source site
     point_type, sync = _provider_input(props)
     return _run(service, req, "unplannedFailover", pointType=point_type, multiVmSync=sync)
 
 
 @operation("ReplicationRecoveryPlans_PlannedFailover")
 def planned_failover(service, req):
-    props = _props(req)
-    _direction(props)
+    props = properties(req)
+    check_direction(props, default=None)
     _provider_input(props)  # checked; the final point after shutdown is what is used
     return _run(service, req, "plannedFailover", pointType="Latest", multiVmSync=None)
 

@@ -8,7 +8,6 @@ job records what it made in `job["output"]`, and the item keeps it (`testFailove
 
 from __future__ import annotations
 
-from ..errors import SiteRecoveryError
 from . import failover, failover_vm
 from . import recovery_points as points
 from .jobs import JobKind, TaskSpec
@@ -57,6 +56,37 @@ def _finish(vault, job, db, **changes) -> dict:
     return doc
 
 
+def _kind(name: str, scenario: str, friendly: str, tasks, **hooks) -> JobKind:
+    """A failover job of one protected item: checked and marked busy at creation, released
+    if it fails."""
+    return JobKind(
+        name=name,
+        scenario=scenario,
+        friendly_name=friendly,
+        target_type="ProtectionEntity",
+        tasks=tuple(tasks),
+        on_create=_on_create,
+        on_failed=_on_failed,
+        provider="InMageAzureV2",
+        **hooks,
+    )
+
+
+def _prerequisites_task(what: str) -> TaskSpec:
+    return TaskSpec("PrerequisitesCheckTask", f"Prerequisites check for {what}", run=_prerequisites)
+
+
+START_VM = TaskSpec(
+    "StartVmTask", "Start the virtual machine", runner="azure", run=failover_vm.check_booted
+)
+CREATE_VM = TaskSpec(
+    "CreateVmTask",
+    "Create the Azure virtual machine",
+    runner="azure",
+    run=failover_vm.create_failover_vm,
+)
+
+
 # -- test failover ------------------------------------------------------------------------------
 def _on_test_failover(vault, job, db) -> None:
     out = job.get("output", {})
@@ -82,15 +112,12 @@ def _on_test_cleanup(vault, job, db) -> None:
     )
 
 
-TEST_FAILOVER = JobKind(
-    name="TestFailover",
-    scenario="TestFailover",
-    friendly_name="Test failover",
-    target_type="ProtectionEntity",
-    tasks=(
-        TaskSpec(
-            "PrerequisitesCheckTask", "Prerequisites check for test failover", run=_prerequisites
-        ),
+TEST_FAILOVER = _kind(
+    "TestFailover",
+    "TestFailover",
+    "Test failover",
+    (
+        _prerequisites_task("test failover"),
         TaskSpec(
             "CreateTestVmTask",
             "Create test virtual machine",
@@ -104,18 +131,14 @@ TEST_FAILOVER = JobKind(
             run=failover_vm.check_booted,
         ),
     ),
-    on_create=_on_create,
     on_succeeded=_on_test_failover,
-    on_failed=_on_failed,
-    provider="InMageAzureV2",
 )
 
-TEST_FAILOVER_CLEANUP = JobKind(
-    name="TestFailoverCleanup",
-    scenario="TestFailoverCleanup",
-    friendly_name="Cleanup test failover",
-    target_type="ProtectionEntity",
-    tasks=(
+TEST_FAILOVER_CLEANUP = _kind(
+    "TestFailoverCleanup",
+    "TestFailoverCleanup",
+    "Cleanup test failover",
+    (
         TaskSpec(
             "CleanupTestEnvironmentTask",
             "Cleaning up test environment",
@@ -123,10 +146,7 @@ TEST_FAILOVER_CLEANUP = JobKind(
             run=failover_vm.delete_test_vm,
         ),
     ),
-    on_create=_on_create,
     on_succeeded=_on_test_cleanup,
-    on_failed=_on_failed,
-    provider="InMageAzureV2",
 )
 
 
@@ -146,38 +166,20 @@ def _on_failover(vault, job, db) -> None:
     )
 
 
-UNPLANNED_FAILOVER = JobKind(
-    name="UnplannedFailover",
-    scenario="UnplannedFailover",
-    friendly_name="Failover",
-    target_type="ProtectionEntity",
-    tasks=(
-        TaskSpec("PrerequisitesCheckTask", "Prerequisites check for failover", run=_prerequisites),
-        TaskSpec(
-            "CreateVmTask",
-            "Create the Azure virtual machine",
-            runner="azure",
-            run=failover_vm.create_failover_vm,
-        ),
-        TaskSpec(
-            "StartVmTask", "Start the virtual machine", runner="azure", run=failover_vm.check_booted
-        ),
-    ),
-    on_create=_on_create,
+UNPLANNED_FAILOVER = _kind(
+    "UnplannedFailover",
+    "UnplannedFailover",
+    "Failover",
+    (_prerequisites_task("failover"), CREATE_VM, START_VM),
     on_succeeded=_on_failover,
-    on_failed=_on_failed,
-    provider="InMageAzureV2",
 )
 
-PLANNED_FAILOVER = JobKind(
-    name="PlannedFailover",
-    scenario="PlannedFailover",
-    friendly_name="Planned failover",
-    target_type="ProtectionEntity",
-    tasks=(
-        TaskSpec(
-            "PrerequisitesCheckTask", "Prerequisites check for planned failover", run=_prerequisites
-        ),
+PLANNED_FAILOVER = _kind(
+    "PlannedFailover",
+    "PlannedFailover",
+    "Planned failover",
+    (
+        _prerequisites_task("planned failover"),
         TaskSpec(
             "ShutdownVmTask",
             "Shut down the virtual machine",
@@ -190,21 +192,11 @@ PLANNED_FAILOVER = JobKind(
             runner="azure",
             run=failover_vm.wait_final_sync,
         ),
-        TaskSpec(
-            "CreateVmTask",
-            "Create the Azure virtual machine",
-            runner="azure",
-            run=failover_vm.create_failover_vm,
-        ),
-        TaskSpec(
-            "StartVmTask", "Start the virtual machine", runner="azure", run=failover_vm.check_booted
-        ),
+        CREATE_VM,
+        START_VM,
     ),
-    on_create=_on_create,
     on_succeeded=_on_failover,
-    on_failed=_on_failed,
     work_item_payload=failover_vm.shutdown_payload,
-    provider="InMageAzureV2",
 )
 
 
@@ -246,23 +238,18 @@ def _on_change_point(vault, job, db) -> None:
     )
 
 
-FAILOVER_COMMIT = JobKind(
-    name="FailoverCommit",
-    scenario="CommitFailover",
-    friendly_name="Commit",
-    target_type="ProtectionEntity",
-    tasks=(TaskSpec("CommitFailoverTask", "Committing the failover", run=_commit),),
-    on_create=_on_create,
-    on_failed=_on_failed,
-    provider="InMageAzureV2",
+FAILOVER_COMMIT = _kind(
+    "FailoverCommit",
+    "CommitFailover",
+    "Commit",
+    (TaskSpec("CommitFailoverTask", "Committing the failover", run=_commit),),
 )
 
-FAILOVER_CANCEL = JobKind(
-    name="FailoverCancel",
-    scenario="CancelFailover",
-    friendly_name="Cancel failover",
-    target_type="ProtectionEntity",
-    tasks=(
+FAILOVER_CANCEL = _kind(
+    "FailoverCancel",
+    "CancelFailover",
+    "Cancel failover",
+    (
         TaskSpec(
             "DeleteVmTask",
             "Delete the Azure virtual machine",
@@ -270,32 +257,23 @@ FAILOVER_CANCEL = JobKind(
             run=failover_vm.delete_failover_vm,
         ),
     ),
-    on_create=_on_create,
     on_succeeded=_on_cancel,
-    on_failed=_on_failed,
-    provider="InMageAzureV2",
 )
 
-APPLY_RECOVERY_POINT = JobKind(
-    name="ApplyRecoveryPoint",
-    scenario="ChangePit",
-    friendly_name="Change recovery point",
-    target_type="ProtectionEntity",
-    tasks=(
+APPLY_RECOVERY_POINT = _kind(
+    "ApplyRecoveryPoint",
+    "ChangePit",
+    "Change recovery point",
+    (
         TaskSpec(
             "ChangeRecoveryPointTask",
             "Changing the recovery point",
             runner="azure",
             run=failover_vm.change_point,
         ),
-        TaskSpec(
-            "StartVmTask", "Start the virtual machine", runner="azure", run=failover_vm.check_booted
-        ),
+        START_VM,
     ),
-    on_create=_on_create,
     on_succeeded=_on_change_point,
-    on_failed=_on_failed,
-    provider="InMageAzureV2",
 )
 
 KINDS = (
@@ -317,7 +295,3 @@ JOB_OF_ACTION = {
     "failoverCancel": "FailoverCancel",
     "applyRecoveryPoint": "ApplyRecoveryPoint",
 }
-
-
-def failed(message: str, code: str = "FailoverFailed") -> SiteRecoveryError:
-    return SiteRecoveryError(message, code=code)
