@@ -320,6 +320,32 @@ class Asr:
             ),
         )
 
+    def resync(self, vm_name: str):
+        """Resynchronize a protected VM (repairReplication); returns (poller, job name)."""
+        site = self.site()
+        item = self.protected(vm_name)
+        poller = self.client.replication_protected_items.begin_repair_replication(
+            self.rg, self.vault, site.fabric, site.container, item.name
+        )
+        return poller, self.resync_job_name(vm_name)
+
+    def resync_job_name(self, vm_name: str) -> str:
+        """The VM's resync job: the item's current scenario while it runs, else its newest."""
+        current = self.protected(vm_name).properties.current_scenario
+        if current is not None and current.scenario_name == "RepairReplication":
+            return current.job_id.rsplit("/", 1)[-1]
+        jobs = self.client.replication_jobs.list(
+            self.rg,
+            self.vault,
+            filter=f"JobName eq 'RepairReplication' and TargetObjectName eq '{vm_name}'",
+        )
+        for job in jobs:  # newest first
+            return job.name
+        raise AsrError(f"{vm_name} has no resync job")
+
+    def job(self, name: str):
+        return self.client.replication_jobs.get(self.rg, self.vault, name)
+
     def jobs(self) -> list:
         return list(self.client.replication_jobs.list(self.rg, self.vault))
 

@@ -387,6 +387,25 @@ class PolicySpec(_Model):
     multi_vm_sync: bool = True
 
 
+_TIME_OF_DAY = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class ResyncWindowSpec(_Model):
+    """The off-hours window (lab time, UTC) in which the vault starts the resyncs agents ask
+    for; it may wrap midnight (start 22:00, end 06:00); start == end is the whole day."""
+
+    start: str = Field("22:00", pattern=_TIME_OF_DAY)
+    end: str = Field("06:00", pattern=_TIME_OF_DAY)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _sexagesimal(cls, v):
+        # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320 (minutes): take it back.
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 24 * 60:
+            return f"{v // 60:02d}:{v % 60:02d}"
+        return v
+
+
 class ReplicationSpec(_Model):
     """What `drlab up` sets up so that enabling replication is one command."""
 
@@ -396,6 +415,8 @@ class ReplicationSpec(_Model):
     target_network: str = "vnet-prod"
     target_subnet: str = "default"
     test_network: str = "vnet-test"
+    automatic_resync: bool = True  # the vault resyncs what agents ask for, in the window
+    resync_window: ResyncWindowSpec = ResyncWindowSpec()
 
 
 class LinkSpec(_Model):

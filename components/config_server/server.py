@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lab.kit.vaultkeys import replication_data_key
 
-from . import discovery
+from . import discovery, resync
 from .groups import GroupCoordinator
 from .ps_work import PsWorkQueue
 from .registrar import Registrar
@@ -253,20 +253,8 @@ class ConfigServer:
                 }
             )
         for agent in self.store.agents():
-            protection = protections.get(agent["vm_id"])
             body["mobilityAgents"].append(
-                {
-                    "vmId": agent["vm_id"],
-                    "agentId": agent["id"],
-                    "agentVersion": agent["version"],
-                    "lastHeartbeat": iso(agent["last_heartbeat"]),
-                    "registered": True,
-                    **(
-                        {"processServerId": protection["settings"]["process_server_id"]}
-                        if protection
-                        else {}
-                    ),
-                }
+                mobility_agent_entry(agent, protections.get(agent["vm_id"]))
             )
         for vc in self.store.vcenters():
             entry = {"name": vc["name"], "discoveryStatus": vc["status"]}
@@ -368,6 +356,24 @@ class ConfigServer:
         if protection is None or protection["state"] != "Enabled":
             return None
         return protection["settings"]["agent"]
+
+
+def mobility_agent_entry(agent: dict, protection: dict | None) -> dict:
+    """A mobility agent as the heartbeat to the vault shows it; with its resync status (disks
+    by ASR disk id) while the VM is protected."""
+    entry = {
+        "vmId": agent["vm_id"],
+        "agentId": agent["id"],
+        "agentVersion": agent["version"],
+        "lastHeartbeat": iso(agent["last_heartbeat"]),
+        "registered": True,
+    }
+    if protection:
+        entry["processServerId"] = protection["settings"]["process_server_id"]
+        status = resync.reported(agent.get("status"))
+        if status:
+            entry["resync"] = resync.vault_status(status, protection["settings"].get("agent"))
+    return entry
 
 
 def _b64(data: bytes) -> str:

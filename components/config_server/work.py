@@ -7,6 +7,9 @@
   as with the real service unless uninstalled).
 - ShutdownVm (planned failover): shut the source VM down cleanly through vCenter; its agent
   sends its last changes on the way down (the vault waits for that final point).
+- ResyncProtection (the Resynchronize job): hand the agent the next resync generation in its
+  replication settings, wait until it reports that generation Completed (the result names the
+  tag of the worker's point) or Failed (`ResyncFailed`, with the agent's reason). See resync.py.
 
 Each step is reported to the vault, so the job's tasks show it. A failure is reported with
 the real service's kind of error code where one is known.
@@ -20,6 +23,7 @@ import secrets
 import threading
 import time
 
+from . import resync
 from .vault import VaultError
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,11 @@ ENABLE_TASK = "EnableReplicationTask"
 PUSH_INSTALL_TIMEOUT = 300.0
 AGENT_REGISTRATION_TIMEOUT = 120.0
 SHUTDOWN_TIMEOUT = 90.0  # the guest's clean shutdown, its agent's final drain included
+RESYNC_TASK = "ResynchronizeTask"
+RESYNC_TIMEOUT = 30 * 60.0  # wall seconds for the agent's checksum pass over every disk
+RESYNC_POLL_SECONDS = 0.5
+RESYNC_REPORT_SECONDS = 30.0  # an unchanged percentage is reported again (keeps the lease)
+CANCEL_CHECK_SECONDS = 5.0
 
 
 class WorkFailed(Exception):
@@ -51,6 +60,11 @@ class WorkFailed(Exception):
         if self.recommended_action:
             err["recommendedAction"] = self.recommended_action
         return err
+
+
+class Stopped(Exception):
+    """The configuration server is stopping, or the vault cancelled the work item: nothing
+    more to report (a work item not finished is delivered again after a restart)."""
 
 
 class WorkHandlers:
@@ -87,6 +101,7 @@ class WorkHandlers:
             "DisableProtection": self.disable_protection,
             "PurgeProtection": self.disable_protection,
             "ShutdownVm": self.shutdown_vm,
+            "ResyncProtection": self.resync_protection,
         }.get(item["kind"])
         try:
             if handler is None:
@@ -95,6 +110,8 @@ class WorkHandlers:
                 )
             result = handler(item) or {}
             self._report(item, {"state": "Succeeded", "result": result})
+        except Stopped as exc:
+            log.info("%s %s not finished: %s", item["kind"], item["id"], exc)
         except WorkFailed as exc:
             log.warning("%s %s failed: %s", item["kind"], item["id"], exc)
             if exc.task:
@@ -336,3 +353,113 @@ class WorkHandlers:
             )
         self._report(item, {"task": task, "state": "Succeeded"})
         return {"powerStateBefore": found}
+
+    # -- ResyncProtection ---------------------------------------------------------------------
+    def resync_protection(self, item: dict) -> dict:
+        p = item["payload"]
+        server = self.server
+        vm_id, vm_name = p.get("vmId"), p.get("vmName") or p.get("vmId")
+        protection = server.store.protection(vm_id) if vm_id else None
+        if protection is None or protection["state"] != "Enabled":
+            raise WorkFailed(
+                "ProtectionNotEnabled",
+                f"replication of {vm_name} is not enabled on this configuration server",
+                task=RESYNC_TASK,
+            )
+        agent = server.store.agent(vm_id)
+        if agent is None:
+            raise WorkFailed(
+                "AgentNotRegistered",
+                f"the mobility agent of {vm_name} is not registered with this configuration server",
+                task=RESYNC_TASK,
+            )
+        settings = protection["settings"]
+        generation = resync.next_generation(settings, resync.reported(agent["status"]), item["id"])
+        settings = resync.with_generation(
+            settings, generation, item["id"], server.clock.time(), bool(p.get("automatic"))
+        )
+        server.store.set_protection(vm_id, settings, "Enabled", server.clock.time())
+        # The agent learns at its next heartbeat; ask it for one now.
+        server.groups.commands.send(agent["id"], {"kind": "heartbeat"})
+        log.info("resync of %s: generation %d asked of agent %s", vm_name, generation, agent["id"])
+        self._report(
+            item,
+            {
+                "task": RESYNC_TASK,
+                "state": "InProgress",
+                "progress": 0,
+                "message": f"resync generation {generation} asked of the mobility agent",
+            },
+        )
+        reported = self._wait_for_resync(item, vm_id, vm_name, generation)
+        if resync.outcome(reported, generation) == resync.FAILED:
+            cause = reported.get("error") or "the agent gave no reason"
+            raise WorkFailed(
+                "ResyncFailed",
+                f"resynchronization of {vm_name} (generation {generation}) failed: {cause}",
+                task=RESYNC_TASK,
+                possible_causes="the process server or the cache storage account could not be "
+                "reached, or a source disk could not be read",
+                recommended_action="fix the cause named, then resynchronize again",
+            )
+        self._report(item, {"task": RESYNC_TASK, "state": "Succeeded"})
+        return resync.result(reported, settings["agent"], generation)
+
+    def _wait_for_resync(self, item: dict, vm_id: str, vm_name: str, generation: int) -> dict:
+        """The agent's resync status once it reports `generation` Completed or Failed."""
+        server = self.server
+        deadline = time.monotonic() + RESYNC_TIMEOUT
+        last_percent, last_report = None, time.monotonic()
+        next_cancel_check = time.monotonic() + CANCEL_CHECK_SECONDS
+        while True:
+            if server.stop_event.is_set():
+                raise Stopped("the configuration server is stopping")
+            protection = server.store.protection(vm_id)
+            if protection is None or protection["state"] != "Enabled":
+                raise WorkFailed(
+                    "ProtectionDisabled",
+                    f"replication of {vm_name} was disabled during the resynchronization",
+                    task=RESYNC_TASK,
+                )
+            agent = server.store.agent(vm_id) or {}
+            reported = resync.reported(agent.get("status"))
+            if resync.outcome(reported, generation) is not None:
+                return reported
+            now = time.monotonic()
+            if now > deadline:
+                raise WorkFailed(
+                    "ResyncTimedOut",
+                    f"the mobility agent of {vm_name} did not finish resync generation "
+                    f"{generation} within {RESYNC_TIMEOUT / 60:g} minutes "
+                    f"(last reported: generation {reported.get('generation')}, "
+                    f"{reported.get('state')}, {reported.get('percent', 0)}%)",
+                    task=RESYNC_TASK,
+                )
+            percent = reported.get("percent") if reported.get("generation") == generation else None
+            if percent is not None and (
+                percent != last_percent or now - last_report >= RESYNC_REPORT_SECONDS
+            ):
+                self._report(
+                    item,
+                    {
+                        "task": RESYNC_TASK,
+                        "state": "InProgress",
+                        "progress": max(0, min(100, int(percent))),
+                        "message": f"resynchronizing (generation {generation})",
+                    },
+                )
+                last_percent, last_report = percent, now
+            if now >= next_cancel_check:
+                next_cancel_check = now + CANCEL_CHECK_SECONDS
+                self._check_not_cancelled(item)
+            # The agent reports at its own heartbeat; bounded by the deadline.
+            server.stop_event.wait(RESYNC_POLL_SECONDS)
+
+    def _check_not_cancelled(self, item: dict) -> None:
+        try:
+            state = self.vault.work_item(item["id"]).get("state")
+        except VaultError as exc:  # the vault may be restarting: ask again later
+            log.info("work item %s: %s", item["id"], exc)
+            return
+        if state == "Cancelled":
+            raise Stopped("the vault cancelled the work item")

@@ -55,15 +55,40 @@ def disable(vm, state_dir):
     err.print(f"[green]replication of {vm} disabled[/]")
 
 
+def _resync_disks(item) -> dict:
+    """Each protected disk's resync progress (percent), by disk name."""
+    d = item.properties.provider_specific_details
+    return {
+        (disk.disk_name or disk.disk_id): disk.resync_progress_percentage
+        for disk in getattr(d, "protected_disks", None) or []
+    }
+
+
+def _resync_required(item) -> bool:
+    d = item.properties.provider_specific_details
+    return str(getattr(d, "disk_resized", "False")) == "True" or any(
+        str(disk.resync_required) == "True" for disk in getattr(d, "protected_disks", None) or []
+    )
+
+
 def _item_row(item) -> dict:
     p = item.properties
     d = p.provider_specific_details
+    scenario = p.current_scenario.scenario_name if p.current_scenario else None
+    resyncing = scenario == "RepairReplication"
     return {
         "vm": p.friendly_name,
         "protection_state": p.protection_state,
         "health": p.replication_health,
         "rpo_seconds": getattr(d, "rpo_in_seconds", None),
         "initial_replication_percent": getattr(d, "resync_progress_percentage", None),
+        "resync_required": _resync_required(item),
+        "resync": (
+            f"{getattr(d, 'resync_progress_percentage', None) or 0}%"
+            if resyncing
+            else ("required" if _resync_required(item) else None)
+        ),
+        "current_job": scenario if scenario not in (None, "None") else None,
         "agent_version": getattr(d, "agent_version", None),
         "last_heartbeat": d.last_heartbeat.isoformat()
         if getattr(d, "last_heartbeat", None)
@@ -87,32 +112,92 @@ def status(vm, as_json, state_dir):
         click.echo(json.dumps(rows if not vm else rows[0], indent=2, default=str))
         return
     table = Table(title="protected items")
-    for col in (
+    columns = (
         "vm",
         "protection_state",
         "health",
         "rpo_seconds",
+        "resync",
         "agent_version",
         "last_heartbeat",
         "process_server",
-    ):
+    )
+    for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(
-            *(
-                str(row[c] if row[c] is not None else "-")
-                for c in (
-                    "vm",
-                    "protection_state",
-                    "health",
-                    "rpo_seconds",
-                    "agent_version",
-                    "last_heartbeat",
-                    "process_server",
-                )
-            )
-        )
+        table.add_row(*(str(row[c] if row[c] is not None else "-") for c in columns))
     out.print(table)
+
+
+def _job_summary(vm: str, job) -> dict:
+    """What `drlab replicate resync --json` prints: the Resynchronize job's outcome."""
+    p = job.properties
+    details = (getattr(p.custom_details, "affected_object_details", None) or {}) if p else {}
+    generation = details.get("ResyncGeneration")
+    return {
+        "vm": vm,
+        "job": job.name,
+        "state": p.state,
+        "trigger": details.get("ResyncTrigger"),
+        "generation": int(generation) if generation and generation.isdigit() else None,
+        "tag": details.get("ResyncTag"),
+        "recovery_point": details.get("RecoveryPointName"),
+        "start": p.start_time.isoformat() if p.start_time else None,
+        "end": p.end_time.isoformat() if p.end_time else None,
+        "tasks": [
+            {"task": t.friendly_name, "state": t.state, "detail": t.state_description}
+            for t in p.tasks or []
+        ],
+        "errors": [
+            e.service_error_details.message for e in p.errors or [] if e.service_error_details
+        ],
+    }
+
+
+@command.command("resync")
+@click.argument("vm")
+@click.option("--no-wait", is_flag=True, help="Return once the job has started.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job's outcome as JSON.")
+@state_dir_option
+@friendly_errors
+def resync(vm, no_wait, as_json, state_dir):
+    """Resynchronize VM now (repairReplication): the agent compares every disk with its replica
+    by checksums and sends what differs; done when a recovery point after it exists."""
+    from azure.core.exceptions import HttpResponseError
+
+    with _asr(state_dir) as asr:
+        poller, job_name = asr.resync(vm)
+        if no_wait:
+            if as_json:
+                click.echo(json.dumps(_job_summary(vm, asr.job(job_name)), indent=2))
+            else:
+                err.print(f"resync of {vm} started: job {job_name} (drlab jobs)")
+            return
+        with err.status(f"resynchronizing {vm}") as status:
+            while not poller.done():
+                disks = _resync_disks(asr.protected(vm))
+                progress = ", ".join(f"{n} {p or 0}%" for n, p in disks.items())
+                status.update(f"resynchronizing {vm}: {progress or 'starting'}")
+                poller.wait(1.0)
+        try:
+            poller.result()
+        except HttpResponseError:
+            pass  # the job's errors say why, below
+        summary = _job_summary(vm, asr.job(job_name))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif summary["state"] == "Succeeded":
+        err.print(
+            f"[green]{vm} resynchronized[/] (generation {summary['generation']}): recovery "
+            f"point {summary['recovery_point']} at tag {summary['tag']}",
+            highlight=False,
+        )
+    else:
+        err.print(f"[red]resync of {vm} {summary['state']}[/]", highlight=False)
+        for message in summary["errors"]:
+            err.print(f"  {message}", highlight=False, markup=False)
+    if summary["state"] != "Succeeded":
+        raise SystemExit(1)
 
 
 @click.group("jobs", invoke_without_command=True)

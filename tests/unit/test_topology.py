@@ -89,3 +89,20 @@ def test_unknown_topology_name_lists_the_available_ones():
 def test_missing_file(tmp_path):
     with pytest.raises(TopologyError):
         load_topology(str(tmp_path / "absent.yaml"))
+
+
+def test_resync_window_defaults_and_unquoted_times(tmp_path):
+    replication = load_topology("default").replication
+    assert replication.automatic_resync is True
+    assert (replication.resync_window.start, replication.resync_window.end) == ("22:00", "06:00")
+    # YAML 1.1 reads an unquoted 23:30 as a base-60 number: it still means 23:30
+    text = DEFAULT.replace('    start: "22:00"', "    start: 23:30")
+    topo = load_topology(write(tmp_path, text))
+    assert topo.replication.resync_window.start == "23:30"
+
+
+def test_bad_resync_window_time_is_named(tmp_path):
+    text = DEFAULT.replace('    end: "06:00"', '    end: "6 am"')
+    with pytest.raises(TopologyError) as info:
+        load_topology(write(tmp_path, text))
+    assert info.value.field == "replication.resync_window.end"

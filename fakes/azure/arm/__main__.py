@@ -4,7 +4,8 @@
 Seeds the vault from the topology (subscription, resource group, vault, region), writes the
 vault credentials file at `<state>/services/arm/vault.credentials`, starts the job runner.
 Opens Compute and Network on `<state>/services/arm/resources.db`, seeds the topology's
-virtual networks, and re-adopts (or powers back on) the VMs recorded running.
+virtual networks, and re-adopts (or powers back on) the VMs recorded running. Starts the
+automatic resync scheduler with the topology's `replication.resync_window`.
 """
 
 from fakes.azure.arm.resource_ids import ResourceScope
@@ -17,6 +18,7 @@ from fakes.azure.network import app as network_app
 from fakes.azure.network.network import Network
 from fakes.azure.siterecovery import ids
 from fakes.azure.siterecovery.app import SiteRecovery
+from fakes.azure.siterecovery.models.resync_schedule import ResyncScheduler
 from fakes.azure.siterecovery.models.vault import CREDENTIALS_FILE, Vault
 from lab.kit import service
 from lab.kit.control import LabControl
@@ -80,6 +82,9 @@ def build(ctx: service.ServiceContext):
     )
     app = front.create_app(control)
     vault.jobs.start_runner()
+    # Automatic resync in the topology's off-hours window of lab time.
+    vault.resync_scheduler = ResyncScheduler.from_topology(vault, ctx.topology)
+    vault.resync_scheduler.start()
     compute.start()
     return app, stop
 

@@ -27,6 +27,7 @@ MODULES = (
     "provider_channel",
     "failover",
     "plans",
+    "resync",
 )
 
 

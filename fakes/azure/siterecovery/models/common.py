@@ -54,8 +54,10 @@ def health_error(
     created: float | None = None,
     entity_id: str | None = None,
     category: str = "Replication",
+    error_id: str | None = None,
 ) -> dict:
-    """A HealthError as the API shows it."""
+    """A HealthError as the API shows it. `error_id`: a stable id (what resolveHealthErrors
+    names) for an error raised again and again; a new uuid when left out."""
     err = {
         "errorSource": source,
         "errorType": "ASR",
@@ -68,7 +70,7 @@ def health_error(
         "recommendedAction": recommended_action,
         "creationTimeUtc": iso(created),
         "entityId": entity_id,
-        "errorId": new_id(),
+        "errorId": error_id or new_id(),
         "customerResolvability": "Allowed",
     }
     return {k: v for k, v in err.items() if v is not None}

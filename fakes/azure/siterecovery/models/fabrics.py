@@ -209,6 +209,8 @@ def check_heartbeat(body) -> dict:
     for i, agent in enumerate(body.get("mobilityAgents", [])):
         if not agent.get("vmId"):
             raise InvalidInput(f"'mobilityAgents[{i}]' needs 'vmId' (the VM's instance UUID).")
+        if agent.get("resync") is not None and not isinstance(agent["resync"], dict):
+            raise InvalidInput(f"'mobilityAgents[{i}].resync' must be an object.")
     for i, vc in enumerate(body.get("vCenters", [])):
         if not vc.get("name"):
             raise InvalidInput(f"'vCenters[{i}]' needs 'name'.")

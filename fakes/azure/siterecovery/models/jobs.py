@@ -13,7 +13,11 @@ A job kind (`JobKind`) lists its tasks; each task is run by
   `run(vault, job) -> dict | None` called outside any transaction, so the vault's other
   writers (the worker) are not held up; its result is merged into `job["output"]` and the
   task is marked done in a new transaction. Such a task must be safe to run again: one in
-  progress when the process stopped runs again at the next start.
+  progress when the process stopped runs again at the next start;
+- the vault, waiting for something another process writes (`runner="poll"`: a recovery point
+  the worker makes): `run(vault, job, db) -> dict | None` in the job's transaction, None while
+  it should wait. The runner asks again every `poll_seconds` without holding its thread (other
+  jobs go on meanwhile); the task enforces its own deadline by raising.
 
 States change in one place (`_job_state`, `_task_state`) against the transition tables below.
 A job that fails or is cancelled runs its kind's compensation (`on_failed`), records a
@@ -29,6 +33,7 @@ import collections
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +125,7 @@ class TaskSpec:
     # azure: also pass the task itself, `run(vault, job, task)` (a plan's tasks carry their
     # arguments in `task["args"]`).
     with_task: bool = False
+    poll_seconds: float = 1.0  # poll: wall seconds between two asks
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,8 @@ class JobEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
+        # poll tasks: job name -> wall (monotonic) time of its next ask
+        self._delayed: dict[str, float] = {}
 
     def register(self, kind: JobKind) -> None:
         if kind.name in self.kinds:
@@ -366,6 +374,22 @@ class JobEngine:
                         self._task_state(task, IN_PROGRESS)
                     azure_task = index
                     break
+                if spec.runner == "poll":
+                    if task["state"] == NOT_STARTED:
+                        self._task_state(task, IN_PROGRESS)
+                    try:
+                        output = spec.run(self.context, job, db)
+                    except SiteRecoveryError as exc:
+                        task["errors"].append(self._error_json(exc.error_object(), task))
+                        self._task_state(task, FAILED)
+                        self._fail(db, job, kind, None)
+                        break
+                    if output is None:  # not yet: ask again later, the thread goes on
+                        self._delay(name, spec.poll_seconds)
+                        break
+                    job.setdefault("output", {}).update(output)
+                    self._task_state(task, SUCCEEDED)
+                    continue
                 # provider: wait for the configuration server
                 if task["name"] not in waiting_on:
                     self._enqueue_work_item(db, job, kind, index)
@@ -629,6 +653,18 @@ class JobEngine:
             self._idle.clear()
             self._cond.notify()
 
+    def _delay(self, name: str, seconds: float) -> None:
+        with self._cond:
+            self._delayed[name] = time.monotonic() + seconds
+
+    def _due(self) -> list[str]:
+        """Poll tasks whose next ask is due (called with the condition held)."""
+        now = time.monotonic()
+        due = [n for n, at in self._delayed.items() if at <= now]
+        for n in due:
+            del self._delayed[n]
+        return due
+
     def start_runner(self) -> None:
         for row in self.store.select("jobs", "state IN (?, ?)", (NOT_STARTED, IN_PROGRESS), "seq"):
             self._queue.append(row["name"])
@@ -645,7 +681,7 @@ class JobEngine:
     def run_pending(self) -> None:
         """Advance every queued job now (the runner's loop body; tests call it directly)."""
         with self._cond:
-            names = list(dict.fromkeys(self._queue))
+            names = list(dict.fromkeys([*self._queue, *self._due()]))
             self._queue.clear()
         for name in names:
             try:
@@ -658,7 +694,8 @@ class JobEngine:
             with self._cond:
                 if not self._queue:
                     self._idle.set()
-                    self._cond.wait(1.0)
+                    soonest = min(self._delayed.values(), default=time.monotonic() + 1.0)
+                    self._cond.wait(min(1.0, max(0.0, soonest - time.monotonic())))
             self.run_pending()
 
 

@@ -117,9 +117,17 @@ def protected_item_json(vault, doc: dict, ctx: RenderContext | None = None) -> d
     # Failover states, and a test failover in progress, have their own operations.
     allowed = failover.allowed_operations(doc, list(allowed))
     description = failover.description(doc) or description
-    if doc["protectionState"] == "Protected" and any(
+    # RepairReplication is listed when a resync is needed (a disk says so, or the agent), and
+    # not while one runs (a manual one may still be asked any time the item is Protected).
+    resync_needed = any(
         str(d.get("resyncRequired", "False")).lower() == "true"
         for d in rep.get("disks", {}).values()
+    ) or bool((agent.get("resync") or {}).get("required"))
+    if (
+        doc["protectionState"] == "Protected"
+        and resync_needed
+        and not doc.get("resyncJob")
+        and "RepairReplication" not in allowed
     ):
         allowed.append("RepairReplication")
     disks = {d["id"]: d for d in vm.get("disks", [])}
@@ -219,7 +227,10 @@ def protected_item_json(vault, doc: dict, ctx: RenderContext | None = None) -> d
             "targetNicTags": enable.get("targetNicTags"),
         }
     )
-    job = doc.get("currentJob")
+    # A running resync is the item's scenario unless a job of its own (failover) runs.
+    job = doc.get("currentJob") or (
+        {"scenarioName": "RepairReplication", **doc["resyncJob"]} if doc.get("resyncJob") else None
+    )
     scenario = (
         {
             "scenarioName": job["scenarioName"],

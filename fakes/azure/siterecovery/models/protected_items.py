@@ -14,8 +14,9 @@ may only write states of that table. Replication details (RPO, disks, progress, 
 the agent, process server) are filled from the lab's state: the worker's updates, the
 configuration server's heartbeats, the protectable item's current inventory.
 
-Not emulated yet: failover, commit, reprotect, resync (repairReplication), update (PATCH),
-disks add/remove, mobility service update, switch provider (all answer 501, named).
+Failover and commit are `failover.py` and `failover_jobs.py`; resync (repairReplication) and
+resolveHealthErrors are `resync.py`. Not emulated yet: reprotect, update (PATCH), disks
+add/remove, mobility service update, switch provider (all answer 501, named).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from . import (
     plans,
     policies,
     protected_items,
+    resync,
     vcenters,
 )
 from .fabrics import azure_container_name, azure_fabric_name
@@ -44,6 +45,7 @@ JOB_KINDS = (
     protected_items.DISABLE,
     protected_items.PURGE,
     *failover_jobs.KINDS,
+    *resync.KINDS,
     *plans.KINDS,
     *plan_jobs.KINDS,
 )
@@ -58,6 +60,7 @@ class Vault:
         self.jobs = JobEngine(store, clock, scope, self.work_items, context=self)
         for kind in JOB_KINDS:
             self.jobs.register(kind)
+        self.resync_scheduler = None  # the ARM process sets one (resync_schedule.py)
 
     @classmethod
     def open(cls, data_dir: str | Path, clock, scope: ids.VaultScope) -> Vault:
@@ -140,5 +143,7 @@ class Vault:
         }
 
     def close(self) -> None:
+        if self.resync_scheduler is not None:
+            self.resync_scheduler.stop()
         self.jobs.stop_runner()
         self.store.close()

@@ -37,6 +37,7 @@ KINDS = (
     "DisableProtection",
     "PurgeProtection",
     "ShutdownVm",
+    "ResyncProtection",
 )
 
 
