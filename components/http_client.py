@@ -44,6 +44,7 @@ class JsonClient:
         data: bytes | None = None,
         headers=None,
         timeout=None,
+        raw: bool = False,
     ):
         all_headers = dict(headers or {})
         if self.authorization:
@@ -72,6 +73,8 @@ class JsonClient:
                 resp.status_code,
                 float(retry) if retry else None,
             )
+        if raw:
+            return resp.content
         return resp.json() if resp.content else {}
 
     def close(self) -> None:

@@ -12,6 +12,9 @@ it) and which to clear (the replica has data where the source has a hole). The c
 what a resync cost: bytes scanned on each side, checksum bytes exchanged, bytes that differed
 and bytes sent.
 
+In the lab the Azure side publishes its checksums as blobs in the cache storage account
+(`sums_blob`, `index_blob`), which the process server reads for its agents.
+
 Not here: who asks for a resync and when (the vault's jobs and schedule), the transport of the
 batches and of the blocks (the agent, the process server, the worker).
 """
@@ -29,6 +32,22 @@ READ_CHUNK = 8 << 20  # the scan reads this much at a time
 _ZERO = bytes(BLOCK)
 
 Read = Callable[[int, int], bytes]
+SUMS_PREFIX = "resync"
+
+
+def sums_prefix(vm_id: str, epoch: str, generation: int) -> str:
+    return f"{SUMS_PREFIX}/{vm_id}/{epoch}.{generation}/"
+
+
+def index_blob(vm_id: str, epoch: str, generation: int) -> str:
+    """{"disks": {"<index>": {"size", "batches": [first block, ...]}}}: written last, so its
+    presence says every batch blob is there."""
+    return f"{sums_prefix(vm_id, epoch, generation)}index.json"
+
+
+def sums_blob(vm_id: str, epoch: str, generation: int, disk: int, first: int) -> str:
+    """One batch of a seed disk's checksums (`encode_batch`), from block `first`."""
+    return f"{sums_prefix(vm_id, epoch, generation)}{disk}/{first:012d}.sums"
 
 
 def block_checksum(data: bytes | memoryview) -> bytes | None:

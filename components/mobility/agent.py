@@ -84,6 +84,10 @@ class MobilityAgent:
     def _group_tag(self, hold: dict) -> None:
         """Hold this VM's writes until the whole group holds, then tag and release."""
         replicator = self.replicator
+        if replicator is None or not disk_filter.STATE.tracking:
+            # Not replicating now (e.g. a resync is required): this VM has no point to give.
+            self._answer(hold, "refused", "this VM's changes are not being tracked")
+            return
         with contextlib.ExitStack() as stack:
             try:
                 if hold["tag_kind"] == TAG_APP:
@@ -99,12 +103,15 @@ class MobilityAgent:
                     if command.get("tag_id") != hold["tag_id"]:
                         continue
                     if command["kind"] == "commit":
-                        replicator.tag(
-                            command["tag_kind"],
-                            command["lab_time"],
-                            command["tag_id"],
-                            command["group"],
-                        )
+                        try:
+                            replicator.tag(
+                                command["tag_kind"],
+                                command["lab_time"],
+                                command["tag_id"],
+                                command["group"],
+                            )
+                        except RuntimeError as exc:  # tracking stopped meanwhile
+                            log.warning("group tag %s not taken: %s", hold["tag_id"], exc)
                     return  # commit or abort: release the writes
             log.warning("group tag %s: no commit in time; writes released", hold["tag_id"])
 

@@ -13,6 +13,8 @@ write; it is meant for drills and tests, and can be turned off in the driver's s
 
 A hard power-off loses the journal (it is memory and a spill file, as the real filter's
 memory); the next boot knows (`previous_shutdown_clean`), and the agent must resynchronise.
+So must it when the journal overflows (`journal_limit_mb` of spill: the agent could not send
+for too long) or a disk grows (`resized`). A resync starts a fresh journal (`restart_tracking`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class FilterState:
         self.previous_shutdown_clean = True
         self.spill_dir = None
         self.memory_limit = 32 << 20
+        self.spill_limit = 512 << 20
         self.digests: dict[int, dict[int, bytes]] = {}
         self.manifests: dict[str, dict[int, dict[int, bytes]]] = {}
         self.resized: dict[int, int] = {}  # disk -> new size, until the agent takes it
@@ -60,9 +63,13 @@ class FilterState:
             settings = guest_api.settings
             self.verify_mode = bool(settings.get("verify_mode", True))
             self.memory_limit = int(settings.get("journal_memory_mb", 32)) << 20
+            self.spill_limit = int(settings.get("journal_limit_mb", 512)) << 20
             self.previous_shutdown_clean = guest_api.previous_shutdown_clean
             self.spill_dir = guest_api.spill_dir
             self._configured = True
+            # Tracking resumes at boot, before anything else writes: the agent starts later,
+            # and writes made before it would otherwise be in no journal.
+            self._resume_saved()
 
     @property
     def tracking(self) -> bool:
@@ -78,26 +85,53 @@ class FilterState:
         shutdown the journal kept then is picked up where it was."""
         with self.lock:
             if self.journal is None:
-                spill = self.spill_dir / "journal.spill"
-                if self.saved_path.exists() and self.previous_shutdown_clean:
-                    self.journal, extra = ChangeJournal.restore(
-                        self.saved_path, spill, self.memory_limit
-                    )
-                    self.digests = {
-                        int(disk): {int(b): bytes.fromhex(h) for b, h in blocks.items()}
-                        for disk, blocks in extra.get("digests", {}).items()
-                    }
-                    log.info(
-                        "tracking resumed with %d journaled entries kept at shutdown",
-                        self.journal.pending_entries,
-                    )
-                else:
-                    self.journal = ChangeJournal(sorted(self.disks), spill, self.memory_limit)
-                    if self.verify_mode:
-                        self.digests = {i: d.scan_digests() for i, d in self.disks.items()}
-                    log.info("tracking changes on %d disks", len(self.disks))
+                self._resume_saved()
+            if self.journal is None:
+                self._new_journal()
                 self.saved_path.unlink(missing_ok=True)
             return self.journal
+
+    def _resume_saved(self) -> None:
+        """Pick up the journal a clean shutdown kept (an unclean one's is gone for good)."""
+        if not self.saved_path.exists():
+            return
+        if self.previous_shutdown_clean:
+            spill = self.spill_dir / "journal.spill"
+            self.journal, extra = ChangeJournal.restore(
+                self.saved_path, spill, self.memory_limit, self.spill_limit
+            )
+            self.digests = {
+                int(disk): {int(b): bytes.fromhex(h) for b, h in blocks.items()}
+                for disk, blocks in extra.get("digests", {}).items()
+            }
+            log.info(
+                "tracking resumed with %d journaled entries kept at shutdown",
+                self.journal.pending_entries,
+            )
+        self.saved_path.unlink(missing_ok=True)
+
+    def _new_journal(self) -> None:
+        spill = self.spill_dir / "journal.spill"
+        self.journal = ChangeJournal(sorted(self.disks), spill, self.memory_limit, self.spill_limit)
+        self.manifests = {}
+        if self.verify_mode:
+            self.digests = {i: d.scan_digests() for i, d in self.disks.items()}
+        log.info("tracking changes on %d disks", len(self.disks))
+
+    def restart_tracking(self) -> ChangeJournal:
+        """A fresh journal from this instant (a resync begins): what the old one held, or
+        lost, is the resync's to bring over."""
+        with self.lock:
+            if self.journal is not None:
+                self.journal.close()
+            self.saved_path.unlink(missing_ok=True)
+            self._new_journal()
+            return self.journal
+
+    @property
+    def overflowed(self) -> bool:
+        journal = self.journal
+        return journal is not None and journal.overflowed
 
     def keep_for_next_boot(self) -> None:
         """At a clean shutdown: save the journal (and digests) so nothing written is lost."""

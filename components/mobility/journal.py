@@ -6,9 +6,12 @@ same instant on every disk of the VM: that is what makes a recovery point consis
 disks. The agent drains the journal in order.
 
 Memory is bounded: entries are kept in memory up to `memory_limit` bytes; past that they are
-appended to a spill file (in the same order) until the agent catches up. The journal is not
-durable on its own: a hard power-off loses it, as the real filter's memory is lost, and the
-agent must notice (resync). What the agent has taken is its responsibility (its outbox).
+appended to a spill file (in the same order) until the agent catches up. The spill file is
+bounded too (`spill_limit`): a journal that outgrows it (the agent could not send for a long
+time: a cut link, a full process server) drops everything and stays `overflowed` — the change
+stream is broken and replication must resynchronise. The journal is not durable on its own: a
+hard power-off loses it, as the real filter's memory is lost, and the agent must notice
+(resync). What the agent has taken is its responsibility (its outbox).
 """
 
 from __future__ import annotations
@@ -126,6 +129,11 @@ class _SpillFile:
             self._read_at = 0
         return out
 
+    def clear(self) -> None:
+        self._f.seek(0)
+        self._f.truncate()
+        self._read_at = self.entries = self.bytes = 0
+
     def close(self) -> None:
         self._f.close()
         self.path.unlink(missing_ok=True)
@@ -134,7 +142,13 @@ class _SpillFile:
 class ChangeJournal:
     """Thread-safe: the guest's writers append, the agent drains."""
 
-    def __init__(self, disks: Iterable[int], spill_path: str | os.PathLike, memory_limit=32 << 20):
+    def __init__(
+        self,
+        disks: Iterable[int],
+        spill_path: str | os.PathLike,
+        memory_limit=32 << 20,
+        spill_limit: int | None = None,
+    ):
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._next_seq = {d: 1 for d in disks}
@@ -144,6 +158,8 @@ class ChangeJournal:
         self._spill = _SpillFile(Path(spill_path))
         self.peak_memory_bytes = 0
         self.spilled_entries = 0
+        self.spill_limit = spill_limit
+        self.overflowed = False
 
     # -- the write path -------------------------------------------------------------------------
     def append_write(self, disk: int, offset: int, data: bytes) -> int:
@@ -184,14 +200,27 @@ class ChangeJournal:
             return self._next_seq[disk]
 
     def _push(self, entry: Entry) -> None:
+        if self.overflowed:
+            return  # the stream is already broken: nothing more is kept until a resync
         # Once spilling has begun, everything newer goes to the spill file too: order is kept.
         if self._spill.entries or self._memory_bytes + entry.size > self.memory_limit:
+            if self.spill_limit is not None and self._spill.bytes + entry.size > self.spill_limit:
+                self._overflow()
+                return
             self._spill.append(entry)
             self.spilled_entries += 1
         else:
             self._memory.append(entry)
             self._memory_bytes += entry.size
             self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
+        self._not_empty.notify_all()
+
+    def _overflow(self) -> None:
+        """Drop everything: a journal with a hole in it must not be sent as if whole."""
+        self.overflowed = True
+        self._memory.clear()
+        self._memory_bytes = 0
+        self._spill.clear()
         self._not_empty.notify_all()
 
     # -- the agent ------------------------------------------------------------------------------
@@ -275,14 +304,16 @@ class ChangeJournal:
             return len(entries)
 
     @classmethod
-    def restore(cls, path, spill_path, memory_limit=32 << 20) -> tuple[ChangeJournal, dict]:
+    def restore(
+        cls, path, spill_path, memory_limit=32 << 20, spill_limit: int | None = None
+    ) -> tuple[ChangeJournal, dict]:
         """A journal from a `save`d file (and the file's `extra`)."""
         import json
 
         data = Path(path).read_bytes()
         (head_len,) = struct.unpack_from("<I", data)
         head = json.loads(data[4 : 4 + head_len])
-        journal = cls([], spill_path, memory_limit)
+        journal = cls([], spill_path, memory_limit, spill_limit)
         journal._next_seq = {int(k): v for k, v in head["next_seq"].items()}
         pos = 4 + head_len
         with journal._lock:

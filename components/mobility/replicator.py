@@ -7,6 +7,11 @@ tag `ir-complete-<epoch>` goes into the journal, and from then on the journal is
 differentials. Every message is written to the outbox before it is sent and removed only when
 the process server acknowledges it; failures are retried with backoff, and the process
 server's back-pressure (503 + Retry-After) slows the agent down.
+
+When the change stream breaks (an unclean stop, a grown disk, an overflowing journal, a
+differential refused again and again) the replicator stops sending, reports the resync as
+required, and waits; a resync generation asked by the configuration server runs through
+`resync_agent.ResyncRun`, after which the journal streams are that generation's.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from components.http_client import JsonClient, ServerError
 from lab.kit import wire
 
 from . import filter as disk_filter
+from . import resync_agent
 from .journal import MARKER, TAG_APP, TAG_CRASH, JournalTag, JournalWrite
 from .outbox import AgentState, Outbox
+from .resync_agent import ResyncFailed, ResyncRun, required_entry, stream_base
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +70,10 @@ class Replicator:
                 "tag_counter": 0,
                 "last_crash": None,
                 "last_app": None,
+                "resync": resync_agent.initial_status(),
             },
         )
+        self.state.data.setdefault("resync", resync_agent.initial_status())
         self.stop_event = threading.Event()
         self._final = threading.Event()  # a clean shutdown asks for a last point
         self._final_done = threading.Event()
@@ -116,13 +125,22 @@ class Replicator:
             "bytes_sent": self.bytes_sent,
             "messages_sent": self.messages_sent,
             "resync_required": self.resync_required,
+            "resync": {k: v for k, v in self.state.data["resync"].items() if k != "checked_boot"},
             "last_error": self.error,
         }
 
     # -- the loop -----------------------------------------------------------------------------
     def _run(self) -> None:
         try:
+            self._check_boot()
+            if self.state.data["resync"]["required"] and not self._resync_asked():
+                self._idle_until_resync()  # not even tracking: the resync starts afresh
+                return
             journal = disk_filter.STATE.start_tracking()
+            journal = self._resync_if_asked() or journal
+            if self.state.data["resync"]["required"]:
+                self._idle_until_resync()
+                return
             self._flush_outbox()
             if not self.state.data["plan_sent"]:
                 self._send_plan()
@@ -149,6 +167,9 @@ class Replicator:
                         self._drain(journal)
                     self._final_done.set()
                     return
+                if self._stream_broken(journal):
+                    self._idle_until_resync()
+                    return
                 self._take_tags()
                 pending = journal.pending_bytes
                 due = time.monotonic() - last_drain >= DRAIN_SECONDS
@@ -163,12 +184,106 @@ class Replicator:
                     self.stop_event.wait(0.05)
         except ResyncRequired as exc:
             self.resync_required = str(exc)
+            self._require("change-stream-broken", sorted(self.disks), str(exc))
             log.error("replication stopped: resynchronisation required: %s", exc)
+            self._idle_until_resync()
+        except InterruptedError:
+            pass  # stopped while sending
         except Exception as exc:  # keep the guest alive; the agent reports the error
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("replication failed")
         finally:
             self._final_done.set()  # a shutdown never waits on a loop that has ended
+
+    # -- resync -------------------------------------------------------------------------------
+    @property
+    def stream_base(self) -> str:
+        return stream_base(self.epoch, self.state.data["resync"].get("journal_generation", 0))
+
+    def _require(self, reason: str, disks, detail: str | None = None) -> None:
+        """The change stream is broken: stop sending and say why (once per cause)."""
+        resync = self.state.data["resync"]
+        if resync["state"] == "Running":
+            resync["state"] = "Failed"
+            resync["error"] = f"the resync was interrupted: {resync_agent.REASONS[reason][1]}"
+            resync["finished_at"] = self.clock.time()
+        if not resync["required"]:
+            resync["required"] = required_entry(reason, self.clock.time(), disks, detail)
+        self.state.save()
+        disk_filter.STATE.stop_tracking()  # nothing more is journaled until the resync
+        log.warning("resync required (%s): %s", reason, resync["required"]["message"])
+
+    def _check_boot(self) -> None:
+        """Once per boot: a machine that stopped uncleanly lost its journal."""
+        resync = self.state.data["resync"]
+        boot = self.api.boot_count
+        if resync.get("checked_boot") == boot:
+            return
+        resync["checked_boot"] = boot
+        self.state.save()
+        if disk_filter.STATE.previous_shutdown_clean:
+            return
+        if not self.state.data["ir_complete"]:
+            # The initial copy starts over: what it sent may be older than writes now lost.
+            for progress in self.state.data["ir"].values():
+                progress.update(next_offset=0, done=False)
+            self.state.save()
+            log.warning("unclean stop during the initial replication: copying again")
+            return
+        self._require("unclean-shutdown", sorted(self.disks))
+
+    def _stream_broken(self, journal) -> bool:
+        if journal.overflowed:
+            self._require("journal-overflow", sorted(self.disks))
+            return True
+        resized = disk_filter.STATE.take_resized()
+        if resized:
+            sizes = ", ".join(f"disk {i} to {size} bytes" for i, size in sorted(resized.items()))
+            self._require("disk-resized", sorted(resized), f"({sizes})")
+            return True
+        return False
+
+    def _resync_asked(self) -> bool:
+        """The settings ask for a resync generation not run yet (or one still running)."""
+        wanted = int(self.settings.get("resync_generation") or 0)
+        resync = self.state.data["resync"]
+        if wanted <= 0 or wanted < resync["generation"]:
+            return False
+        # Done or failed: a new generation is needed to try again.
+        return wanted > resync["generation"] or resync["state"] == "Running"
+
+    def _resync_if_asked(self):
+        """Run the resync generation the settings ask for, if not run yet; returns the new
+        journal when it ran."""
+        if not self._resync_asked():
+            return None
+        wanted = int(self.settings["resync_generation"])
+        resync = self.state.data["resync"]
+        if not self.state.data["ir_complete"]:
+            resync["required"] = None  # the initial copy brings everything over anyway
+            self.state.save()
+            return None
+        try:
+            ResyncRun(self, wanted).run()
+        except ResyncFailed as exc:
+            resync.update(state="Failed", error=str(exc), finished_at=self.clock.time())
+            if not resync["required"]:
+                resync["required"] = required_entry(
+                    "change-stream-broken", self.clock.time(), sorted(self.disks), str(exc)
+                )
+            self.state.save()
+            disk_filter.STATE.stop_tracking()
+            log.error("resync %d failed: %s", wanted, exc)
+            return None
+        return disk_filter.STATE.journal
+
+    def _idle_until_resync(self) -> None:
+        """Send nothing more (a new setting restarts the replicator)."""
+        self._final_done.set()  # a clean shutdown has nothing to wait for
+        self.stop_event.wait()
+
+    def disk(self, index: int):
+        return self._disk(index)
 
     # -- sending ------------------------------------------------------------------------------
     def _send(self, body: bytes) -> None:
@@ -350,7 +465,7 @@ class Replicator:
         for index in sorted(self.disks):
             message = _message(
                 self.api.vm_id,
-                f"{self.epoch}-{index}",
+                f"{self.stream_base}-{index}",
                 index,
                 entries,
                 self._disk(index).size,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-from flask import jsonify, request
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from flask import Response, jsonify, request
 
 from components import agent_tokens
+from components import resync as resync_names
 from lab.kit import wire
 from lab.kit.control import LabControl
 from lab.kit.web import create_app as create_lab_app
@@ -75,11 +77,19 @@ def create_app(server):
         if err is not None:
             return err
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or body.get("kind") not in ("ir-plan", "manifest"):
-            return _error(400, "BadManifest", "a control record has kind ir-plan or manifest")
+        kinds = ("ir-plan", "rs-plan", "manifest")
+        if not isinstance(body, dict) or body.get("kind") not in kinds:
+            return _error(400, "BadManifest", f"a control record's kind is one of {kinds}")
         if body.get("vm_id") != agent.vm_id:
             return _error(403, "WrongVm", "an agent may only send its own VM's records")
-        name = f"ir-plan-{body.get('epoch')}" if body["kind"] == "ir-plan" else body.get("tag_id")
+        if body["kind"] == "rs-plan" and (
+            not isinstance(body.get("generation"), int) or body["generation"] < 1
+        ):
+            return _error(400, "BadManifest", "a resync plan has a generation of 1 or more")
+        name = {
+            "ir-plan": f"ir-plan-{body.get('epoch')}",
+            "rs-plan": f"rs-plan-{body.get('epoch')}-{body.get('generation')}",
+        }.get(body["kind"], body.get("tag_id"))
         if not name or not body.get("epoch") or "/" in name:
             return _error(400, "BadManifest", "an epoch (and a tag_id for a manifest) is needed")
         body["name"] = name
@@ -90,5 +100,39 @@ def create_app(server):
             return _error(503, "CacheFull", str(exc), retry_after=1)
         server.uploader.notify()
         return jsonify({"acknowledged": name})
+
+    # -- resync: the Azure side's checksums, read for the agent -------------------------------
+    def _read_blob(name: str):
+        try:
+            return server.uploader.container.download_blob(name).readall(), None
+        except ResourceNotFoundError:
+            return None, None
+        except AzureError as exc:  # the link to Azure is down, or storage is away
+            return None, _error(503, "StorageUnavailable", f"the cache storage account: {exc}", 1)
+
+    @app.get("/v1/resync/<epoch>/<int:generation>")
+    def resync_index(epoch: str, generation: int):
+        agent, err = _agent()
+        if err is not None:
+            return err
+        data, err = _read_blob(resync_names.index_blob(agent.vm_id, epoch, generation))
+        if err is not None:
+            return err
+        if data is None:
+            return _error(404, "ResyncNotReady", "the Azure side has not published its checksums")
+        return Response(data, mimetype="application/json")
+
+    @app.get("/v1/resync/<epoch>/<int:generation>/disks/<int:disk>/sums/<int:first>")
+    def resync_sums(epoch: str, generation: int, disk: int, first: int):
+        agent, err = _agent()
+        if err is not None:
+            return err
+        name = resync_names.sums_blob(agent.vm_id, epoch, generation, disk, first)
+        data, err = _read_blob(name)
+        if err is not None:
+            return err
+        if data is None:
+            return _error(404, "ChecksumsNotFound", f"no checksum batch {name}")
+        return Response(data, mimetype="application/octet-stream")
 
     return app

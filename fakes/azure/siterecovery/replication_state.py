@@ -108,6 +108,10 @@ class ProtectedItemView:
     # retention keeps those (a drill verifies against its point; a job is choosing one).
     points_in_use: frozenset = frozenset()
     failover_running: bool = False
+    # The mobility agent's resync report (through the configuration server's heartbeat), and
+    # the health error ids an operator resolved (resolveHealthErrors).
+    agent_resync: dict | None = None
+    resolved_errors: dict | None = None
 
     @property
     def failed_over(self) -> bool:
@@ -193,7 +197,13 @@ class ReplicationState:
                 if made and made.get("point")
             ),
             failover_running=(doc.get("currentJob") or {}).get("scenarioName") in FAILOVER_JOBS,
+            agent_resync=(self._agent(doc) or {}).get("resync"),
+            resolved_errors=dict((doc.get("replication") or {}).get("resolvedHealthErrors") or {}),
         )
+
+    def _agent(self, doc: dict) -> dict | None:
+        vm = doc.get("protectableItemName")
+        return self.store.get("mobility_agents", doc["fabric"], vm) if vm else None
 
     def recovery_points(self, key: ProtectedItemKey) -> list[dict]:
         """{name, time, type, multiVmSyncPoint, details}, newest first."""

@@ -1,7 +1,10 @@
 """The apply engine: one disk's cache logs into its seed page blob, strictly in order.
 
 Per disk, the initial-replication stream (`<epoch>-<i>-ir`) up to its END_OF_PASS message,
-then the change-journal stream (`<epoch>-<i>`) from sequence 1. For each log, in this order:
+then the change-journal stream (`<epoch>-<i>`) from sequence 1. After resync g, the same with
+that generation's streams: its pass (`<epoch>.<g>-<i>-rs`, only the blocks that differed),
+then its journal (`<epoch>.<g>-<i>`); no point before its first tag, `rs-complete-<epoch>-<g>`.
+For each log, in this order:
 
 1. open it (authenticated, decompressed, checked) and check it is the log its name says;
 2. write each segment's records as page writes; at each tag at or after the epoch's first
@@ -78,10 +81,17 @@ class VmReplication:
     item: object  # replication_state.ProtectedItemKey
     plan: IrPlan
     seeds: dict[int, SeedDisk]
+    generation: int = 0  # the resync generation whose streams are applied
 
     @property
     def first_tag(self) -> str:
+        """The epoch's first point's tag: the VM is protected once it exists."""
         return names.first_tag(self.epoch)
+
+    @property
+    def generation_tag(self) -> str:
+        """The first point of the current generation (after its resync)."""
+        return names.first_tag(self.epoch, self.generation)
 
     @property
     def indexes(self) -> list[int]:
@@ -141,11 +151,12 @@ class DiskApplier:
 
     @property
     def ir_stream(self) -> str:
-        return names.ir_stream(self.vm.epoch, self.index)
+        """The pass before the journal: the initial copy, or the current resync's."""
+        return names.pass_stream(self.vm.epoch, self.index, self.vm.generation)
 
     @property
     def journal_stream(self) -> str:
-        return names.journal_stream(self.vm.epoch, self.index)
+        return names.journal_stream(self.vm.epoch, self.index, self.vm.generation)
 
     def current_stream(self) -> dict:
         ir = self.progress.stream(self.vm.vm_id, self.ir_stream)
@@ -269,7 +280,7 @@ class DiskApplier:
 
     def _reach(self, stream: str, tag: wire.Tag) -> None:
         """The disk is exactly as the source was at `tag`: snapshot it (once per tag)."""
-        first = self.vm.first_tag
+        first = self.vm.generation_tag
         row = self.progress.stream(self.vm.vm_id, stream)
         if not row["first_point"] and tag.tag_id != first:
             return  # before the first recovery point: the copy is not yet consistent

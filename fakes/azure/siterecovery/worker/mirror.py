@@ -185,6 +185,13 @@ class MirroredSeedDisks:
     def delete_snapshot(self, blob: str, snapshot: str) -> None:
         self.backend.delete_snapshot(blob, snapshot)
 
+    # -- the resync's view of a seed disk ---------------------------------------------------
+    def written(self, blob: str) -> tuple[list[tuple[int, int]], Callable[[int, int], bytes]]:
+        """(offset, length) of the ranges ever written to a seed disk — the lab's own record
+        (the mirror's allocated extents), not a storage diff — and a reader of its bytes."""
+        mirror = self._mirror(blob)
+        return [(s, e - s) for s, e in mirror.allocated()], mirror.read
+
     # -- flushing ---------------------------------------------------------------------------
     def flush(self, blob: str) -> int:
         """Send the mirror's changed ranges of one seed disk; returns bytes sent."""

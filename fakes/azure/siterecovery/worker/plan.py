@@ -95,3 +95,42 @@ def current_plan(plans: list[IrPlan], vm_id: str, retired: set[str]) -> IrPlan |
     whose epoch is not retired."""
     live = [p for p in plans if p.vm_id == vm_id and p.epoch not in retired]
     return max(live, key=lambda p: p.lab_time, default=None)
+
+
+@dataclass(frozen=True)
+class ResyncPlan:
+    """`manifests/<vm id>/rs-plan-<epoch>-<g>.json`: the agent begins resync generation g of
+    an epoch; each disk's current size (a grown disk grows its seed disk)."""
+
+    vm_id: str
+    epoch: str
+    generation: int
+    lab_time: float
+    reason: str
+    sizes: dict[int, int]
+
+
+def parse_resync_plan(data: bytes | str | dict) -> ResyncPlan:
+    try:
+        doc = data if isinstance(data, dict) else json.loads(data)
+    except ValueError as exc:
+        raise InvalidPlan(f"the resync plan is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != "rs-plan":
+        raise InvalidPlan("the plan's kind is not 'rs-plan'")
+    try:
+        plan = ResyncPlan(
+            str(doc["vm_id"]),
+            str(doc["epoch"]),
+            int(doc["generation"]),
+            float(doc["lab_time"]),
+            str(doc.get("reason") or "manual"),
+            {int(d["index"]): int(d["size"]) for d in doc["disks"]},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidPlan(f"the resync plan misses or mistypes a field: {exc}") from exc
+    if plan.generation < 1:
+        raise InvalidPlan("a resync plan's generation is 1 or more")
+    for index, size in plan.sizes.items():
+        if size <= 0 or size % SECTOR:
+            raise InvalidPlan(f"disk {index}: size {size} is not a positive multiple of 512")
+    return plan

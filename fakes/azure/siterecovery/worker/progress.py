@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import names
+
 DB_FILE = "progress.db"
 
 _SCHEMA = """
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vms (
     vm_id TEXT PRIMARY KEY COLLATE NOCASE, epoch TEXT NOT NULL, fabric TEXT NOT NULL,
     container TEXT NOT NULL, item TEXT NOT NULL, plan TEXT NOT NULL, adopted_at REAL NOT NULL,
-    rpo_alert INTEGER NOT NULL DEFAULT 0, rpo_alert_since REAL);
+    rpo_alert INTEGER NOT NULL DEFAULT 0, rpo_alert_since REAL,
+    generation INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS seed_disks (
     vm_id TEXT COLLATE NOCASE, epoch TEXT, disk_index INTEGER, disk_id TEXT NOT NULL,
     blob TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (vm_id, epoch, disk_index));
@@ -69,6 +72,11 @@ class Progress:
         self._all_lock = threading.Lock()
         with self._write_lock:
             self._conn().executescript(_SCHEMA)
+            columns = {r[1] for r in self._conn().execute("PRAGMA table_info(vms)")}
+            if "generation" not in columns:  # a database from before resync generations
+                self._conn().execute(
+                    "ALTER TABLE vms ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"
+                )
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -155,6 +163,26 @@ class Progress:
                         "initial, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                         (vm_id, name, epoch, seed["index"], initial, now),
                     )
+
+    def switch_generation(self, vm_id: str, epoch: str, generation: int, indexes) -> None:
+        """Resync `generation` begins: its streams (the pass, then the journal) replace the
+        earlier ones for every disk, at once."""
+        now = time.time()
+        with self.transaction() as db:
+            for index in indexes:
+                for initial, name in (
+                    (1, names.pass_stream(epoch, index, generation)),
+                    (0, names.journal_stream(epoch, index, generation)),
+                ):
+                    db.execute(
+                        "INSERT OR IGNORE INTO streams (vm_id, stream, epoch, disk_index, "
+                        "initial, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (vm_id, name, epoch, index, initial, now),
+                    )
+            db.execute(
+                "UPDATE vms SET generation = ? WHERE vm_id = ? AND epoch = ?",
+                (generation, vm_id, epoch),
+            )
 
     def set_item(self, vm_id: str, item: tuple) -> None:
         with self.transaction() as db:

@@ -12,11 +12,13 @@ the state alone and writes only progress.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
 from fakes.azure.siterecovery.replication_state import health_error
 
+from . import names, resync_status
 from . import rpo as rpo_math
 from .engine import VmReplication
 from .progress import Progress
@@ -34,19 +36,25 @@ LOG_UNREADABLE = "ReplicationLogUnreadable"
 
 def summarize(vm: VmReplication, streams: list[dict], now: float, protected: bool) -> dict:
     """Initial replication progress, RPO per disk and VM, from the progress rows."""
-    by_disk: dict[int, dict] = {}
-    for s in streams:
-        by_disk.setdefault(s["disk_index"], {})["ir" if s["initial"] else "journal"] = s
+    by_name = {s["stream"]: s for s in streams}
     disks = []
     ir_bytes = 0
     for disk in vm.plan.disks:
-        rows = by_disk.get(disk.index, {})
-        ir, journal = rows.get("ir") or {}, rows.get("journal") or {}
+        ir = by_name.get(names.ir_stream(vm.epoch, disk.index)) or {}
+        journals = [
+            by_name.get(names.journal_stream(vm.epoch, disk.index, g)) or {}
+            for g in range(vm.generation + 1)
+        ]
+        journal = journals[-1]
         applied = int(ir.get("payload_bytes") or 0)
         ir_bytes += applied
         ir_done = bool(ir.get("done"))
         percent = 100 if ir_done or not disk.allocated else min(99, applied * 100 // disk.allocated)
-        captured = journal.get("captured_at") if journal.get("applied") else None
+        # The replica's freshness: the newest change applied, whichever generation brought it.
+        captured = max(
+            (j["captured_at"] for j in journals if j.get("applied") and j.get("captured_at")),
+            default=None,
+        )
         disks.append(
             {
                 "index": disk.index,
@@ -55,7 +63,7 @@ def summarize(vm: VmReplication, streams: list[dict], now: float, protected: boo
                 "ir_done": ir_done,
                 "ir_percent": percent,
                 "journal_applied": int(journal.get("applied") or 0),
-                "journal_bytes": int(journal.get("payload_bytes") or 0),
+                "journal_bytes": sum(int(j.get("payload_bytes") or 0) for j in journals),
                 "rpo": rpo_math.disk_rpo(now, captured),
             }
         )
@@ -105,7 +113,12 @@ class StatusReporter:
         protected = self.progress.point(vm.vm_id, vm.epoch, vm.first_tag) is not None
         summary = summarize(vm, streams, now, protected)
         known_disks = {d["diskId"] for d in item.disks}
-        stage = "Protected" if protected else "Resync"
+        point_made = (
+            vm.generation == 0
+            or self.progress.point(vm.vm_id, vm.epoch, vm.generation_tag) is not None
+        )
+        resync = resync_status.view(vm, item, now, point_made, service=self.service)
+        stage = "Protected" if protected and not resync.resyncing else "Resync"
         state = summary["state"] if item.protection_state in WORKER_STATES else None
         if state == item.protection_state:
             state = None
@@ -116,7 +129,9 @@ class StatusReporter:
                 vm.item,
                 protection_state=state,
                 protection_stage=stage if item.protection_state in WORKER_STATES else None,
-                resync_progress_percentage=summary["ir_percent"],
+                resync_progress_percentage=(
+                    resync.percent if resync.ran else summary["ir_percent"]
+                ),
                 rpo_in_seconds=int(vm_rpo) if vm_rpo is not None else None,
                 last_rpo_calculated_time=now,
                 uncompressed_data_rate_in_mb=round(rates[0], 3),
@@ -128,25 +143,29 @@ class StatusReporter:
             for d in summary["disks"]:
                 if d["disk_id"] not in known_disks:
                     continue
+                fields = {
+                    "resync_progress_percentage": d["ir_percent"],
+                    "resync_processed_bytes": d["ir_bytes"],
+                    "resync_total_transferred_bytes": d["ir_bytes"],
+                }
+                fields.update(resync.disks.get(d["disk_id"], {}))
                 self.vault.update_disk(
                     vm.item,
                     d["disk_id"],
-                    protection_stage="Protected" if protected else "Resync",
+                    protection_stage=stage,
                     rpo_in_seconds=int(d["rpo"]) if d["rpo"] is not None else None,
                     last_rpo_calculated_time=now,
-                    resync_progress_percentage=d["ir_percent"],
-                    resync_processed_bytes=d["ir_bytes"],
-                    resync_total_transferred_bytes=d["ir_bytes"],
-                    resync_required=False,
                     progress_health="Normal",
+                    **fields,
                 )
         if state == "Protected" and vm.vm_id not in self._protected_seen:
             self._initial_replication_completed(vm, item, now)
         if protected:
             self._protected_seen.add(vm.vm_id)
         alerting = self._alarm(vm, item, vm_rpo, now)
-        self._health_errors(vm, item, alerting, vm_rpo, list(issues), now)
-        return summary | {"rpo_alert": alerting}
+        self._resync_events(vm, item, resync, now)
+        self._health_errors(vm, item, alerting, vm_rpo, list(issues), now, resync.errors)
+        return summary | {"rpo_alert": alerting, "resyncing": resync.resyncing}
 
     # -- the RPO alarm ----------------------------------------------------------------------------
     def _threshold(self, item) -> float:
@@ -223,9 +242,16 @@ class StatusReporter:
 
     # -- health -------------------------------------------------------------------------------
     def _health_errors(
-        self, vm: VmReplication, item, alerting: bool, vm_rpo, issues: list[dict], now: float
+        self,
+        vm: VmReplication,
+        item,
+        alerting: bool,
+        vm_rpo,
+        issues: list[dict],
+        now: float,
+        resync_errors: list[dict] = (),
     ) -> None:
-        errors = []
+        errors = list(resync_errors)
         if alerting and vm_rpo is not None:
             errors.append(self._rpo_error(item, vm_rpo, self._threshold(item), now))
         for issue in issues:
@@ -238,7 +264,10 @@ class StatusReporter:
                     created=issue.get("since"),
                 )
             )
-        health = "Critical" if alerting else ("Warning" if issues else "Normal")
+        if alerting or resync_errors:
+            health = "Critical"
+        else:
+            health = "Warning" if issues else "Normal"
         # Written when it changes (not the RPO figure inside the message, which moves).
         signature = (
             health,
@@ -254,6 +283,68 @@ class StatusReporter:
         self.vault.set_health_errors(vm.item, errors)
         self.vault.update_item(vm.item, replication_health=health)
         self._health[vm.vm_id] = signature
+
+    # -- resync events ------------------------------------------------------------------------
+    def _resync_events(self, vm: VmReplication, item, resync, now: float) -> None:
+        """An event (and a Service Bus message) when a resync becomes required, fails or
+        completes: once each, across restarts (the last ones are kept in the progress)."""
+        key = f"resync-events/{vm.vm_id}"
+        seen = json.loads(self.progress.meta(key) or "{}")
+        report = item.agent_resync or {}
+        changed = False
+        for kind, marker in resync.transitions.items():
+            if seen.get(kind) == marker:
+                continue
+            seen[kind] = marker
+            changed = True
+            self._resync_event(vm, item, kind, report, resync, now)
+        if changed:
+            self.progress.set_meta(key, json.dumps(seen))
+
+    def _resync_event(self, vm, item, kind: str, report: dict, resync, now: float) -> None:
+        name = item.vm_name
+        if kind == "required":
+            required = report.get("required") or {}
+            severity, label = "Warning", "ResyncRequired"
+            description = f"Resynchronization of {name} is required: {required.get('message')}"
+            data = {"reason": required.get("reason"), "code": required.get("code")}
+        elif kind == "failed":
+            severity, label = "Warning", "ResyncFailed"
+            description = f"The resync of {name} failed: {report.get('error')}"
+            data = {"generation": report.get("generation"), "error": report.get("error")}
+        else:
+            totals = {"sent_bytes": 0, "differing_bytes": 0, "checksum_bytes": 0}
+            for disk in (report.get("disks") or {}).values():
+                for k in totals:
+                    totals[k] += int(disk.get(k) or 0)
+            severity, label = "OK", "ResyncCompleted"
+            description = (
+                f"Resynchronization of {name} completed: {totals['sent_bytes']} bytes sent "
+                f"for {totals['differing_bytes']} bytes that differed."
+            )
+            data = {"generation": vm.generation, **totals}
+        self.vault.add_event(
+            event_type="VmHealth",
+            severity=severity,
+            description=description,
+            time=now,
+            item=vm.item,
+            health_errors=[e for e in resync.errors if kind != "completed"],
+            details={"component": self.service, **data},
+        )
+        self.monitor.publish(
+            label,
+            {
+                "vm": name,
+                "vm_id": vm.vm_id,
+                "protected_item": vm.item.name,
+                "time": _iso(now),
+                "description": description,
+                **data,
+            },
+            Vm=name,
+        )
+        log.info("%s", description)
 
     def _initial_replication_completed(self, vm: VmReplication, item, now: float) -> None:
         self.vault.add_event(

@@ -86,6 +86,10 @@ class AzureCache:
     def exists(self, name: str) -> bool:
         return self.container.get_blob_client(name).exists()
 
+    def write(self, name: str, data: bytes) -> None:
+        """A blob the worker publishes for the on-premises side (resync checksums)."""
+        self.container.upload_blob(name, data, overwrite=True)
+
     def delete(self, name: str) -> None:
         try:
             self.container.delete_blob(name)

@@ -14,8 +14,8 @@ Threads:
   stale epochs.
 
 The vault is the ARM process's SQLite database, written through `replication_state`; the
-worker's own progress is `progress.Progress`. Not emulated: resync (a missing log is a health
-error and the disk waits), disk removal from a running replication, throttling.
+worker's own progress is `progress.Progress`. A resync's switch to a new generation is in
+`resync.py`. Not emulated: disk removal from a running replication, throttling.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from lab.kit.faults import FaultRules
 from lab.kit.vaultkeys import replication_data_key
 
 from . import names, storage
+from . import resync as resync_side
 from .alerts import Monitor
 from .engine import DiskApplier, DiskStatus, SeedDisk, VmReplication
 from .errors import InjectedFault, NotReady
@@ -89,6 +90,7 @@ class SiteRecoveryWorker:
         self.retry_after: dict[tuple[str, int], float] = {}
         self._plans: dict[str, IrPlan | None] = {}
         self._plan_checked: dict[str, float] = {}
+        self._resync_checked: dict[str, float] = {}
         self._lock = threading.RLock()
         self._vault_lock = threading.Lock()
         self._storage_ready = threading.Event()
@@ -267,7 +269,9 @@ class SiteRecoveryWorker:
             for s in self.progress.seed_disks(vm_id, row["epoch"])
         }
         item = ProtectedItemKey(row["fabric"], row["container"], row["item"])
-        return VmReplication(row["vm_id"], row["epoch"], item, plan, seeds)
+        return VmReplication(
+            row["vm_id"], row["epoch"], item, plan, seeds, int(row.get("generation") or 0)
+        )
 
     # -- the schedule pass ----------------------------------------------------------------------
     def _pass(self) -> None:
@@ -301,8 +305,51 @@ class SiteRecoveryWorker:
         for vm in list(self.vms.values()):
             if vm.vm_id.lower() in failed_over:
                 continue  # the VM runs in Azure: its replication has ended
+            vm = self._resync_switch(vm)
             for index in vm.indexes:
                 self._dispatch(vm, index)
+
+    def _resync_switch(self, vm: VmReplication) -> VmReplication:
+        """Begin the VM's newest resync generation, if its agent asked for one (resync.py)."""
+        now = time.monotonic()
+        if now - self._resync_checked.get(vm.vm_id, 0.0) < self.settings.plan_interval:
+            return vm
+        self._resync_checked[vm.vm_id] = now
+        plan = resync_side.latest_plan(self.cache, vm, self._plans)
+        if plan is not None and self._busy(vm.vm_id):
+            self._resync_checked.pop(vm.vm_id, None)  # look again at the next pass
+            return vm
+        if plan is None:
+            return vm  # nothing new, or a run of the old generation is finishing
+        sizes = {}
+        for index, seed in vm.seeds.items():
+            size = max(seed.size, plan.sizes.get(index, 0))
+            if size > seed.size:  # the source disk grew
+                self._fault("resize")
+                self.seeds.resize(seed.blob, size)
+                self.progress.set_seed_size(vm.vm_id, vm.epoch, index, size)
+            sizes[index] = size
+        resync_side.publish_checksums(self.seeds, self.cache, vm, plan, sizes)
+        self.progress.switch_generation(vm.vm_id, vm.epoch, plan.generation, vm.indexes)
+        switched = self._vm_from_progress(vm.vm_id)
+        self.vms[vm.vm_id] = switched
+        with self._lock:  # the old streams' issues are over
+            for k in [k for k in self.issues if k[0] == vm.vm_id]:
+                self.issues.pop(k, None)
+        self._clean_stale_streams(switched)
+        self.monitor.publish(
+            "ResyncStarted",
+            {
+                "vm_id": vm.vm_id,
+                "protected_item": vm.item.name,
+                "epoch": vm.epoch,
+                "generation": plan.generation,
+                "reason": plan.reason,
+            },
+            Vm=vm.vm_id,
+        )
+        log.info("resync %d of %s begins (%s)", plan.generation, vm.vm_id, plan.reason)
+        return switched
 
     def _adopted(self, vm_id: str) -> VmReplication | None:
         return next((v for v in self.vms.values() if v.vm_id.lower() == vm_id.lower()), None)
@@ -411,13 +458,15 @@ class SiteRecoveryWorker:
         if row is not None and points:
             key = ProtectedItemKey(row["fabric"], row["container"], row["item"])
             self.vault.delete_recovery_points(key, [p["name"] for p in points])
+        generations = range(int((row or {}).get("generation") or 0) + 1)
         for seed in self.progress.seed_disks(vm_id, epoch):
             self.seeds.delete(seed["blob"])
-            for stream in (
-                names.ir_stream(epoch, seed["disk_index"]),
-                names.journal_stream(epoch, seed["disk_index"]),
-            ):
-                self.cache.delete_prefix(names.stream_prefix(vm_id, stream))
+            for g in generations:
+                for stream in (
+                    names.pass_stream(epoch, seed["disk_index"], g),
+                    names.journal_stream(epoch, seed["disk_index"], g),
+                ):
+                    self.cache.delete_prefix(names.stream_prefix(vm_id, stream))
         for p in points:
             self.cache.delete(names.manifest_blob(vm_id, p["tag_id"]))
         self.cache.delete(names.plan_blob(vm_id, epoch))
@@ -434,6 +483,7 @@ class SiteRecoveryWorker:
             self.seeds.delete(seed["blob"])
         self.cache.delete_prefix(f"{vm_id}/")
         self.cache.delete_prefix(f"{names.MANIFESTS}/{vm_id}/")
+        self.cache.delete_prefix(f"{resync_side.engine.SUMS_PREFIX}/{vm_id}/")
         self.progress.forget_vm(vm_id)
         self._forget_memory(vm_id)
         self.monitor.publish("ReplicationPurged", {"vm_id": vm_id}, Vm=vm_id)
@@ -603,9 +653,20 @@ class SiteRecoveryWorker:
             if p is not None and p.vm_id == vm.vm_id and p.lab_time < vm.plan.lab_time
         }
         prefixes = self.cache.prefixes(f"{vm.vm_id}/")
-        for prefix in names.stale_stream_prefixes(prefixes, vm.vm_id, vm.epoch, known_old):
+        stale = names.stale_stream_prefixes(prefixes, vm.vm_id, vm.epoch, known_old, vm.generation)
+        for prefix in stale:
             count = self.cache.delete_prefix(prefix)
             log.info("deleted %d stale log(s) of %s (%s)", count, vm.vm_id, prefix)
+        # The resync's checksums, once no agent will read them again.
+        passes = [
+            s
+            for s in self.progress.streams(vm.vm_id, vm.epoch)
+            if s["initial"]
+            and s["stream"] in {names.pass_stream(vm.epoch, i, vm.generation) for i in vm.indexes}
+        ]
+        keep = not passes or not all(s["done"] for s in passes)
+        for prefix in resync_side.stale_sums_prefixes(self.cache, vm, keep_current=keep):
+            self.cache.delete_prefix(prefix)
 
     # -- what /_lab/state shows -----------------------------------------------------------------
     def state(self) -> dict:
