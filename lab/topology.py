@@ -364,12 +364,21 @@ class MasterTargetSpec(_Model):
     retention_capacity: Size = "100GiB"
 
 
+class MobilitySpec(_Model):
+    """How the mobility service is installed (push install passes these to its installer)."""
+
+    # The change journal's spill limit: a journal that outgrows it while changes cannot be
+    # sent (a cut link, a full process server) is dropped, and the VM needs a resync.
+    journal_limit: Size = "512MiB"
+
+
 class OnPremSpec(_Model):
     """The on-premises roles of the seed: configuration, process and master target servers."""
 
     configuration_server: ConfigurationServerSpec = ConfigurationServerSpec()
     process_servers: list[ProcessServerSpec] = Field(min_length=1)
     master_targets: list[MasterTargetSpec] = []
+    mobility: MobilitySpec = MobilitySpec()
 
     @model_validator(mode="after")
     def _unique(self):

@@ -7,6 +7,7 @@ filter (a driver) and the agent (a service) in the guest's registry, with the ag
 and the guest loads them at once. Exit codes: 0 installed, 2 bad arguments, 3 bad settings.
 
     installer --cs-endpoint URL --passphrase-file PATH --ca-file PATH [--verify-mode on|off]
+              [--journal-limit-mb N]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main(guest_api, argv: list[str]) -> int:
     parser.add_argument("--passphrase-file", required=True)
     parser.add_argument("--ca-file", required=True)
     parser.add_argument("--verify-mode", choices=("on", "off"), default="on")
+    parser.add_argument("--journal-limit-mb", type=int, default=512)
     try:
         args = parser.parse_args(argv[1:])
     except (argparse.ArgumentError, SystemExit) as exc:
@@ -42,7 +44,10 @@ def main(guest_api, argv: list[str]) -> int:
         drivers=[FILTER],
         services=[AGENT],
         settings={
-            FILTER: {"verify_mode": args.verify_mode == "on"},
+            FILTER: {
+                "verify_mode": args.verify_mode == "on",
+                "journal_limit_mb": max(1, args.journal_limit_mb),
+            },
             AGENT: {"cs_endpoint": args.cs_endpoint, "passphrase": passphrase, "ca_pem": ca_pem},
         },
     )

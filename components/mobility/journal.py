@@ -228,7 +228,8 @@ class ChangeJournal:
         """Remove and return the oldest entries, up to about `max_bytes` (at least one).
 
         With `stop_at_tag`, a batch ends with the first tag it reaches, so each differential
-        ends at a consistency point when there is one.
+        ends at a consistency point when there is one (a freshness marker is not one: it
+        travels inside a batch).
         """
         with self._lock:
             out, taken = [], 0
@@ -243,7 +244,7 @@ class ChangeJournal:
                 self._memory_bytes -= entry.size
                 out.append(entry)
                 taken += entry.size
-                if stop_at_tag and isinstance(entry, JournalTag):
+                if stop_at_tag and isinstance(entry, JournalTag) and entry.kind != MARKER:
                     break
             return out
 

@@ -155,7 +155,7 @@ class Replicator:
                 self.state.data["last_crash"] = self.state.data["last_app"] = self.clock.time()
                 self.state.save()
                 log.info("initial replication of %d disks complete", len(self.disks))
-            last_drain = time.monotonic()
+            last_drain = last_marker = time.monotonic()
             while not self.stop_event.is_set():
                 if self._final.is_set():
                     self.tag(
@@ -174,12 +174,19 @@ class Replicator:
                 pending = journal.pending_bytes
                 due = time.monotonic() - last_drain >= DRAIN_SECONDS
                 if pending >= CHUNK or (pending and due):
-                    # Everything pending goes now, in batches that end at tags.
+                    # Everything pending goes now, in batches that end at tags; a stream that
+                    # breaks meanwhile (an overflow, a grown disk) is noticed between batches.
                     while journal.pending_entries and not self.stop_event.is_set():
                         self._drain(journal)
+                        if self._final.is_set():
+                            break
+                        if self._stream_broken(journal):
+                            self._idle_until_resync()
+                            return
                     last_drain = time.monotonic()
-                elif time.monotonic() - self._last_sent_at > IDLE_MARKER_SECONDS:
+                elif time.monotonic() - max(self._last_sent_at, last_marker) > IDLE_MARKER_SECONDS:
                     journal.append_marker(self.clock.time())
+                    last_marker = time.monotonic()  # one per idle spell, not one per turn
                 else:
                     self.stop_event.wait(0.05)
         except ResyncRequired as exc:
@@ -221,6 +228,10 @@ class Replicator:
             return
         resync["checked_boot"] = boot
         self.state.save()
+        grown = self._grown_disks() if self.state.data["ir_complete"] else {}
+        if grown:
+            sizes = ", ".join(f"disk {i} to {size} bytes" for i, size in sorted(grown.items()))
+            self._require("disk-resized", sorted(grown), f"({sizes})")
         if disk_filter.STATE.previous_shutdown_clean:
             return
         if not self.state.data["ir_complete"]:
@@ -232,11 +243,28 @@ class Replicator:
             return
         self._require("unclean-shutdown", sorted(self.disks))
 
+    def _grown_disks(self) -> dict[int, int]:
+        """Disks larger than when last copied: the filter saw them grow, or (across a reboot)
+        their size says so."""
+        known = self.state.data.setdefault("disk_sizes", {})
+        grown = disk_filter.STATE.take_resized()
+        for index in self.disks:
+            size = self._disk(index).size
+            if str(index) not in known:
+                known[str(index)] = size
+            elif size > known[str(index)]:
+                grown[index] = size
+        return grown
+
+    def record_disk_sizes(self) -> None:
+        """What the replica's disks now match (after the initial copy or a resync)."""
+        self.state.data["disk_sizes"] = {str(i): self._disk(i).size for i in self.disks}
+
     def _stream_broken(self, journal) -> bool:
         if journal.overflowed:
             self._require("journal-overflow", sorted(self.disks))
             return True
-        resized = disk_filter.STATE.take_resized()
+        resized = self._grown_disks()
         if resized:
             sizes = ", ".join(f"disk {i} to {size} bytes" for i, size in sorted(resized.items()))
             self._require("disk-resized", sorted(resized), f"({sizes})")
@@ -352,6 +380,7 @@ class Replicator:
         return disk_filter.STATE.disks[index]
 
     def _send_plan(self) -> None:
+        self.record_disk_sizes()
         disks = []
         for index, d in sorted(self.disks.items()):
             extents = self._disk(index).allocated_extents()

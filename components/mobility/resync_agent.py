@@ -122,6 +122,7 @@ class ResyncRun:
         disk_filter.STATE.tag(complete_tag(r.epoch, self.g), TAG_CRASH, now)
         status.update(state="Completed", finished_at=now, percent=100, required=None, error=None)
         r.state.data["last_crash"] = now
+        r._last_sent_at = time.monotonic()  # the journal's sends start from here
         r.state.save()
         log.info("resync %d complete: %s", self.g, self.summary())
 
@@ -137,6 +138,7 @@ class ResyncRun:
         now = r.clock.time()
         disk_filter.STATE.restart_tracking()  # writes from now on follow the resync
         disk_filter.STATE.take_resized()  # a grown disk is brought over by the resync itself
+        r.record_disk_sizes()
         for path in r.outbox.pending():  # differentials of the old stream: the resync covers them
             r.outbox.done(path)
         status.update(

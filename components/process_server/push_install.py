@@ -112,7 +112,8 @@ def push_install(job: dict, ca_file: str, report: Callable[[str, str], None]) ->
         verify_mode = "on" if job.get("verify_mode", True) else "off"
         arguments = (
             f'--cs-endpoint {job["cs_endpoint"]} --passphrase-file "{paths["passphrase"]}" '
-            f'--ca-file "{paths["ca"]}" --verify-mode {verify_mode}'
+            f'--ca-file "{paths["ca"]}" --verify-mode {verify_mode} '
+            f"--journal-limit-mb {int(job.get('journal_limit_mb', 512))}"
         )
         try:
             pid = gom.processManager.StartProgramInGuest(

@@ -168,6 +168,9 @@ class ProcessServer:
         if item.get("kind") != "push-install":
             report("Unknown work", "Failed", f"a process server does not do {item.get('kind')!r}")
             return
+        mobility = self.ctx.topology["onprem"].get("mobility") or {}
+        limit = parse_size(mobility.get("journal_limit", "512MiB"))
+        item = {**item, "journal_limit_mb": max(1, limit >> 20)}
         try:
             push_install.push_install(item, self.ctx.ca_cert, report)
             self.push_installs["succeeded"] += 1

@@ -16,6 +16,9 @@ What vSphere's GuestOperationsManager reaches through VMware Tools:
   thread with a guest pid; its return value is the exit code (None -> 0, an exception -> 1).
   The shell understands `exit N`, `true`, `false`, `sleep N`, `timeout /t N` and
   `echo TEXT [> PATH | >> PATH]`; any other command exits 127 (Linux) or 9009 (Windows).
+  On Linux, `/bin/dd if=/dev/urandom|/dev/zero of=/dev/sdX bs=SIZE count=N [seek=N]` writes
+  straight to a disk (sda is the first), through the same driver stack as any guest write:
+  a burst of changes for drills (e.g. to overflow a change journal while a link is down).
 - Processes: the OS's own (init, tools, the application, services) and every program started,
   with start/end lab time and exit code; ended ones stay listed (the newest 256).
 
@@ -27,6 +30,7 @@ the disks, not on them).
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import threading
 import time
@@ -310,6 +314,7 @@ class Programs:
             "sleep": lambda argv: self._shell(["sleep", *argv]),
             "echo": lambda argv: self._shell(["echo", *argv]),
             "systemctl": lambda argv: self._shell(["systemctl", *argv]),
+            "dd": self._dd,
             "sh": self._sh,
             "bash": self._sh,
         }
@@ -317,6 +322,26 @@ class Programs:
             if key.startswith(prefix) and key[len(prefix) :] in table:
                 return table[key[len(prefix) :]]
         return None
+
+    def _dd(self, argv: list[str]) -> int:
+        """A raw disk write, as dd does it; 1 on bad operands (as dd exits)."""
+        ops = dict(a.split("=", 1) for a in argv if "=" in a)
+        try:
+            source = {"/dev/urandom": os.urandom, "/dev/zero": bytes}[ops.get("if", "")]
+            letter = ops.get("of", "").removeprefix("/dev/sd")
+            disks = self.make_api("dd", {}, None).disks
+            if len(letter) != 1 or not "a" <= letter < chr(ord("a") + len(disks)):
+                return 1
+            disk = disks[ord(letter) - ord("a")]
+            bs = _dd_size(ops.get("bs", "512"))
+            count, seek = int(ops.get("count", "1")), int(ops.get("seek", "0"))
+        except (KeyError, ValueError):
+            return 1
+        if bs <= 0 or bs % 512 or count < 0 or seek < 0 or (seek + count) * bs > disk.size:
+            return 1
+        for i in range(count):
+            disk.write((seek + i) * bs, source(bs))
+        return 0
 
     def _sh(self, argv: list[str]) -> int:
         if len(argv) >= 2 and argv[0] == "-c":
@@ -406,3 +431,11 @@ def _float(text: str, default: float) -> float:
         return float(text)
     except ValueError:
         return default
+
+
+def _dd_size(text: str) -> int:
+    """dd's block size: a number with an optional K, M or G (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text[-1:].upper() in units:
+        return int(text[:-1]) * units[text[-1].upper()]
+    return int(text)

@@ -79,6 +79,29 @@ def test_linux_builtins(machine):
     assert run(guest, ROOT, "/bin/sleep", "0.01")["exit_code"] == 0
 
 
+def test_dd_writes_straight_to_a_disk(machine):
+    m = machine()
+    guest = m.boot()
+    zeros = run(guest, ROOT, "/bin/dd", "if=/dev/zero of=/dev/sdb bs=1M count=2 seek=3")
+    assert zeros["exit_code"] == 0
+    assert (
+        run(guest, ROOT, "/bin/dd", "if=/dev/urandom of=/dev/sda bs=64K count=4 seek=64")[
+            "exit_code"
+        ]
+        == 0
+    )
+    written = m.devices[0].read(64 * 65536, 4 * 65536)
+    assert written != bytes(len(written))  # random, not the zeros of a fresh disk
+    for bad in (
+        "if=/dev/urandom of=/dev/sdc bs=1M count=1",  # no third disk
+        "if=/etc/passwd of=/dev/sda bs=1M count=1",  # not a source dd can read here
+        "if=/dev/zero of=/dev/sda bs=1000 count=1",  # not whole sectors
+        "if=/dev/zero of=/dev/sda bs=1M count=17",  # past the end of the disk
+        "if=/dev/zero of=/dev/sda bs=xM count=1",
+    ):
+        assert run(guest, ROOT, "/bin/dd", bad)["exit_code"] == 1, bad
+
+
 def test_windows_builtins(machine):
     guest = machine("windows").boot()
     cmd = "C:\\Windows\\System32\\cmd.exe"

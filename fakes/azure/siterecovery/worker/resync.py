@@ -80,11 +80,16 @@ def publish_checksums(seeds, cache, vm: VmReplication, plan: ResyncPlan, sizes: 
 
 
 def stale_sums_prefixes(cache, vm: VmReplication, keep_current: bool) -> list[str]:
-    """The checksum 'directories' of the VM no agent will read again: earlier generations',
-    other epochs', and the current one's once its pass is done (`keep_current` False)."""
-    current = engine.sums_prefix(vm.vm_id, vm.epoch, vm.generation)
-    return [
-        p
-        for p in cache.prefixes(f"{engine.SUMS_PREFIX}/{vm.vm_id}/")
-        if p != current or not keep_current
-    ]
+    """The checksum 'directories' of the VM's epoch no agent will read again: earlier
+    generations', and the current one's once its pass is done (`keep_current` False). A
+    newer generation's are never stale (a caller may hold the VM from before its switch)."""
+    out = []
+    for prefix in cache.prefixes(f"{engine.SUMS_PREFIX}/{vm.vm_id}/"):
+        epoch, _, generation = prefix.rstrip("/").rsplit("/", 1)[-1].rpartition(".")
+        if epoch != vm.epoch or not generation.isdigit():
+            continue  # another epoch's: retiring that epoch deletes them
+        if int(generation) < vm.generation or (
+            int(generation) == vm.generation and not keep_current
+        ):
+            out.append(prefix)
+    return out

@@ -467,6 +467,8 @@ class SiteRecoveryWorker:
                     names.journal_stream(epoch, seed["disk_index"], g),
                 ):
                     self.cache.delete_prefix(names.stream_prefix(vm_id, stream))
+        for g in generations:
+            self.cache.delete_prefix(resync_side.engine.sums_prefix(vm_id, epoch, g))
         for p in points:
             self.cache.delete(names.manifest_blob(vm_id, p["tag_id"]))
         self.cache.delete(names.plan_blob(vm_id, epoch))
