@@ -292,7 +292,13 @@ class ChangeJournal:
                 entries.append(self._memory.popleft())
             self._memory_bytes = 0
             head = json.dumps(
-                {"next_seq": {str(k): v for k, v in self._next_seq.items()}, "extra": extra or {}}
+                {
+                    "next_seq": {str(k): v for k, v in self._next_seq.items()},
+                    # A broken stream stays broken across a clean reboot: its sequence
+                    # numbers were spent on entries that are gone.
+                    "overflowed": self.overflowed,
+                    "extra": extra or {},
+                }
             ).encode()
             tmp = Path(path).with_suffix(".tmp")
             with open(tmp, "wb") as f:
@@ -316,6 +322,7 @@ class ChangeJournal:
         head = json.loads(data[4 : 4 + head_len])
         journal = cls([], spill_path, memory_limit, spill_limit)
         journal._next_seq = {int(k): v for k, v in head["next_seq"].items()}
+        journal.overflowed = bool(head.get("overflowed"))
         pos = 4 + head_len
         with journal._lock:
             while pos < len(data):

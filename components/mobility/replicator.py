@@ -42,6 +42,10 @@ MAX_REJECTIONS = 3
 FINAL_DRAIN_SECONDS = 30.0  # how long a clean shutdown waits for the last changes to go
 
 
+class JournalOverflow(Exception):
+    """The journal overflowed while a differential waited to be sent."""
+
+
 class ResyncRequired(Exception):
     """The change stream cannot continue as it is (a differential the process server keeps
     refusing); replication must resynchronise."""
@@ -194,6 +198,9 @@ class Replicator:
             self._require("change-stream-broken", sorted(self.disks), str(exc))
             log.error("replication stopped: resynchronisation required: %s", exc)
             self._idle_until_resync()
+        except JournalOverflow:
+            self._require("journal-overflow", sorted(self.disks))
+            self._idle_until_resync()
         except InterruptedError:
             pass  # stopped while sending
         except Exception as exc:  # keep the guest alive; the agent reports the error
@@ -343,6 +350,10 @@ class Replicator:
                     wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                     attempt += 1
                 log.info("send refused or failed (retrying in %.1f s): %s", wait, exc)
+                if disk_filter.STATE.overflowed:
+                    # Said at once (the heartbeat goes to the configuration server, not
+                    # through this link): the stream is broken whatever this send does.
+                    raise JournalOverflow() from exc
                 self.stop_event.wait(wait)
         raise InterruptedError("stopped")
 
