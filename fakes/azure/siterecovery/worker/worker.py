@@ -740,6 +740,8 @@ class SiteRecoveryWorker:
                 else None
             ),
             "seed_disks": {s.index: s.blob for s in vm.seeds.values()},
+            "seed_disk_sizes": {s.index: s.size for s in vm.seeds.values()},
+            "resync_generation": vm.generation,
             "streams": stream_rows,
         }
 
