@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from lab import launcher
@@ -87,6 +88,37 @@ def test_disk_resize_marks_disk_resized_and_resync_takes_the_new_size(lab):
 def test_network_cut_overflows_the_journal_and_resync_converges_over_a_slow_link(lab):
     report = drill_ok(lab, "network-cut-resync")
     assert report["figures"]["burst_bytes"] > report["figures"]["journal_limit_bytes"]
+
+
+def test_a_differential_refused_again_and_again_breaks_the_stream_and_resync_mends_it(lab):
+    drill = Drill(lab.state_dir)
+    try:
+        rs.protect(drill, VM)
+        # The process server refuses the agent's next sends as damaged, three times over.
+        rule = {
+            "operation": "differentials",
+            "times": 3,
+            "error": {
+                "status": 400,
+                "code": "CorruptDifferential",
+                "message": "ChecksumMismatch: record 0 (lab fault)",
+            },
+        }
+        ps = lab.url("ps-01")
+        requests.post(
+            f"{ps}/_lab/faults", json=[rule], verify=lab.ca, timeout=30
+        ).raise_for_status()
+        rs.wait_required(drill, VM, "ResyncRequired")
+        error = next(
+            e
+            for e in drill.asr.protected(VM).properties.health_errors
+            if e.error_code == "ResyncRequired"
+        )
+        assert "refusing a differential" in error.summary_message
+        job = rs.resync(drill, VM)
+        rs.report_and_verify(drill, VM, job)
+    finally:
+        drill.close()
 
 
 def test_failed_resync_error_is_cleared_by_the_automatic_resync_in_the_window(lab, asr):
