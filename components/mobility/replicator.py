@@ -178,10 +178,14 @@ class Replicator:
                 pending = journal.pending_bytes
                 due = time.monotonic() - last_drain >= DRAIN_SECONDS
                 if pending >= CHUNK or (pending and due):
-                    # Everything pending goes now, in batches that end at tags; a stream that
-                    # breaks meanwhile (an overflow, a grown disk) is noticed between batches.
-                    while journal.pending_entries and not self.stop_event.is_set():
-                        self._drain(journal)
+                    # What is pending now goes, in batches that end at tags; what the guest
+                    # writes meanwhile waits for the next round (chasing the journal's tail
+                    # made a tiny message per send: hundreds a second under churn). A stream
+                    # that breaks meanwhile (an overflow, a grown disk) is noticed between
+                    # batches.
+                    budget = journal.pending_entries
+                    while budget > 0 and not self.stop_event.is_set():
+                        budget -= self._drain(journal)
                         if self._final.is_set():
                             break
                         if self._stream_broken(journal):
@@ -496,10 +500,11 @@ class Replicator:
             return False
 
     # -- the journal --------------------------------------------------------------------------
-    def _drain(self, journal) -> None:
+    def _drain(self, journal) -> int:
+        """Send one batch of the journal (up to CHUNK bytes or a tag); returns its entries."""
         entries = journal.take(max_bytes=CHUNK, stop_at_tag=True)
         if not entries:
-            return
+            return 0
         captured = self.clock.time()
         manifest = None
         for index in sorted(self.disks):
@@ -518,6 +523,7 @@ class Replicator:
                 manifest = disk_filter.STATE.pop_manifest(entry)
                 if manifest is not None:
                     self._post_record(_manifest_record(self.api.vm_id, self.epoch, entry, manifest))
+        return len(entries)
 
 
 def _message(vm_id, stream, index, entries, size, captured) -> wire.Message | None:
