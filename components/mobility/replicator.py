@@ -147,6 +147,11 @@ class Replicator:
                 return
             self._flush_outbox()
             if not self.state.data["plan_sent"]:
+                # A new pairing starts from a fresh journal: a journal kept from before (a
+                # clean reboot while replication was re-enabled) belongs to no stream of it,
+                # and the initial copy reads everything anyway.
+                if journal.pending_entries:
+                    journal = disk_filter.STATE.restart_tracking()
                 self._send_plan()
             if not self.state.data["ir_complete"]:
                 for index in sorted(self.disks):
@@ -323,6 +328,10 @@ class Replicator:
 
     def disk(self, index: int):
         return self._disk(index)
+
+    def note_sent(self) -> None:
+        """Something just reached the process server (no freshness marker is due)."""
+        self._last_sent_at = time.monotonic()
 
     # -- sending ------------------------------------------------------------------------------
     def _send(self, body: bytes) -> None:

@@ -122,7 +122,7 @@ class ResyncRun:
         disk_filter.STATE.tag(complete_tag(r.epoch, self.g), TAG_CRASH, now)
         status.update(state="Completed", finished_at=now, percent=100, required=None, error=None)
         r.state.data["last_crash"] = now
-        r._last_sent_at = time.monotonic()  # the journal's sends start from here
+        r.note_sent()  # the journal's sends start from here
         r.state.save()
         log.info("resync %d complete: %s", self.g, self.summary())
 

@@ -174,10 +174,13 @@ class Replicator:
         self.outbox = Outbox(tmp_path / "outbox")
         self.bytes_sent = 0
         self.messages_sent = 0
-        self._last_sent_at = 0.0
+        self.sent_noted = 0
 
     def disk(self, index: int):
         return self.devices[index]
+
+    def note_sent(self) -> None:
+        self.sent_noted += 1
 
     def record_disk_sizes(self) -> None:
         self.state.data["disk_sizes"] = {str(i): d.size for i, d in self.devices.items()}
