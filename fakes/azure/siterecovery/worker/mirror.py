@@ -18,6 +18,7 @@ sends every allocated range of its mirrors again at its next start.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import threading
@@ -59,6 +60,9 @@ class _Mirror:
         self.path = path
         self.lock = threading.Lock()
         new = not path.exists()
+        # One flush of a disk at a time: a snapshot's flush must not pass one still sending
+        # (slow or failing: its ranges would be missing from the snapshot).
+        self.flush_lock = threading.Lock()
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if new or os.fstat(self.fd).st_size < size:
             os.ftruncate(self.fd, size)
@@ -196,19 +200,23 @@ class MirroredSeedDisks:
     def flush(self, blob: str) -> int:
         """Send the mirror's changed ranges of one seed disk; returns bytes sent."""
         mirror = self._mirror(blob)
-        dirty = mirror.take_dirty()
-        if not dirty:
-            return 0
-        runs = merge_runs(dirty)
-        try:
+        with mirror.flush_lock:
+            dirty = mirror.take_dirty()
+            if not dirty:
+                return 0
+            runs = merge_runs(dirty)
             futures = [self._pool.submit(self._send, blob, mirror, s, e) for s, e in runs]
-            for f in futures:
-                f.result()
-        except BaseException:
-            with mirror.lock:  # nothing is forgotten: what did not go is still dirty
-                mirror.dirty.extend(runs)
-                mirror.dirty_bytes += sum(e - s for s, e in runs)
-            raise
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                for f in futures:  # all of them done before the lock goes: no stray write
+                    f.cancel()
+                concurrent.futures.wait(futures)
+                with mirror.lock:  # nothing is forgotten: what did not go is still dirty
+                    mirror.dirty.extend(runs)
+                    mirror.dirty_bytes += sum(e - s for s, e in runs)
+                raise
         sent = sum(e - s for s, e in runs)
         self.flushed_bytes += sent
         self.flush_requests += len(runs)
