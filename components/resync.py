@@ -171,23 +171,30 @@ def resync_disk(
     (encoded bytes in, bytes out: a link in the lab)."""
     counters = counters or Counters()
     batches = sorted(set(source.batches(batch_blocks)) | set(replica.batches(batch_blocks)))
-    block = source.block
     for first, stop in batches:
         theirs_wire = exchange(encode_batch(replica.batch(first, stop)))
         counters.checksum_bytes += len(theirs_wire)
-        theirs = decode_batch(theirs_wire)
-        ours = source.batch(first, stop)
-        diff = compare(ours, theirs)
-        counters.differing_bytes += (len(diff.send) + len(diff.clear)) * block
-        payload = []
-        for b in diff.send:
-            offset = b * block
-            payload.append((offset, source.read(offset, min(block, source.size - offset))))
-        clears = [b * block for b in diff.clear]
+        payload, clears = batch_difference(source, decode_batch(theirs_wire), first, stop, counters)
         if payload or clears:
             counters.sent_bytes += send(payload, clears)
-        counters.blocks_sent += len(diff.send)
-        counters.blocks_cleared += len(diff.clear)
-    counters.source_scanned += source.bytes_read
     counters.replica_scanned += replica.bytes_read
     return counters
+
+
+def batch_difference(
+    source: Scan, theirs: dict[int, bytes], first: int, stop: int, counters: Counters
+) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """One batch of the source against the replica's checksums `theirs`: [(offset, data)] of
+    the blocks to send and the offsets to clear; counts the scan and the difference."""
+    block = source.block
+    before = source.bytes_read
+    diff = compare(source.batch(first, stop), theirs)
+    counters.source_scanned += source.bytes_read - before
+    counters.differing_bytes += (len(diff.send) + len(diff.clear)) * block
+    counters.blocks_sent += len(diff.send)
+    counters.blocks_cleared += len(diff.clear)
+    payload = []
+    for b in diff.send:
+        offset = b * block
+        payload.append((offset, source.read(offset, min(block, source.size - offset))))
+    return payload, [b * block for b in diff.clear if b * block < source.size]

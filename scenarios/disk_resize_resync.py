@@ -18,11 +18,7 @@ SUMMARY = "grow a protected disk: diskResized, resync to the new size, only diff
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
-    try:
-        _run(drill, rs.drill_vm())
-    finally:
-        drill.clock.set_speed(speed_before)
+    _run(drill, rs.drill_vm())
 
 
 def _run(drill, vm: str) -> None:

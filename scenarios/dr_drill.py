@@ -22,11 +22,7 @@ SUMMARY = "test failover of every VM into the test network, verify, clean up; pr
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
-    try:
-        _run(drill)
-    finally:
-        drill.clock.set_speed(speed_before)
+    _run(drill)
 
 
 def _run(drill) -> None:

@@ -20,11 +20,7 @@ SUMMARY = "hard power-off and on: resync required, checksum resync sends only th
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
-    try:
-        _run(drill, rs.drill_vm())
-    finally:
-        drill.clock.set_speed(speed_before)
+    _run(drill, rs.drill_vm())
 
 
 def _run(drill, vm: str) -> None:

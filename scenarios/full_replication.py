@@ -77,11 +77,7 @@ def ensure_policy(drill) -> str:
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
-    try:
-        _run(drill)
-    finally:
-        drill.clock.set_speed(speed_before)
+    _run(drill)
 
 
 def _run(drill) -> None:

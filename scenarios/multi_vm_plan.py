@@ -40,11 +40,7 @@ SCRIPT = "record-plan-context.py"
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
-    try:
-        _run(drill)
-    finally:
-        drill.clock.set_speed(speed_before)
+    _run(drill)
 
 
 def _ensure_group(drill) -> None:

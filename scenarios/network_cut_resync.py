@@ -26,11 +26,9 @@ BURST_OFFSET = 64 << 20  # past disk 0's system area: the write generator's grou
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
     try:
         _run(drill, rs.drill_vm())
     finally:
-        drill.clock.set_speed(speed_before)
         for name in f.site_links(drill):
             f.set_link(drill, name, True)
             _toxics(drill, name, clear=True)

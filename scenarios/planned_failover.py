@@ -23,11 +23,7 @@ SUMMARY = "shut the source down, final sync, fail over to that point: no data lo
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
-    try:
-        _run(drill, os.environ.get("DRLAB_DRILL_VM", "lin-web-01"))
-    finally:
-        drill.clock.set_speed(speed_before)
+    _run(drill, os.environ.get("DRLAB_DRILL_VM", "lin-web-01"))
 
 
 def _run(drill, vm: str) -> None:

@@ -4,7 +4,7 @@ A `Drill` is what a scenario's `run(drill)` gets: the lab (its state directory a
 clients (`drill.asr` for Site Recovery through the SDK), `step(title)` to narrate and time a
 step, `check(condition, what)` to fail the drill with a clear message, `wait_for(condition,
 timeout, what)` to wait with a deadline (never a bare sleep), and `figure(name, value)` for
-the report.
+the report. A drill may speed the lab clock up: the runner sets it back afterwards.
 """
 
 from __future__ import annotations
@@ -119,12 +119,14 @@ def run_scenario(name: str, state_dir, narrator: Narrator | None = None) -> dict
 
     module = load(name)
     drill = Drill(state_dir, narrator)
+    speed = drill.clock.speed  # drills speed the clock up; the lab gets its own speed back
     try:
         module.run(drill)
         return drill.report(module.NAME, True)
     except DrillFailed as exc:
         return drill.report(module.NAME, False, str(exc))
     finally:
+        drill.clock.set_speed(speed)
         drill.close()
 
 

@@ -25,14 +25,12 @@ SUMMARY = "site down: fail over to the latest processed point; data loss against
 
 
 def run(drill) -> None:
-    speed_before = drill.clock.speed
     links = []
     try:
         _run(drill, os.environ.get("DRLAB_DRILL_VM", "lin-db-01"), links)
     finally:
         for name in links:
             f.set_link(drill, name, True)
-        drill.clock.set_speed(speed_before)
 
 
 def _run(drill, vm: str, links: list) -> None:

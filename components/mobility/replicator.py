@@ -84,7 +84,6 @@ class Replicator:
         self.error: str | None = None
         self.bytes_sent = 0
         self.messages_sent = 0
-        self.resync_required: str | None = None
         self.app_unsupported = False
         self._thread = threading.Thread(target=self._run, name="replicator", daemon=True)
         self._last_sent_at = time.monotonic()
@@ -128,7 +127,6 @@ class Replicator:
             "outbox_messages": len(self.outbox.pending()),
             "bytes_sent": self.bytes_sent,
             "messages_sent": self.messages_sent,
-            "resync_required": self.resync_required,
             "resync": {k: v for k, v in self.state.data["resync"].items() if k != "checked_boot"},
             "last_error": self.error,
         }
@@ -203,7 +201,6 @@ class Replicator:
                 else:
                     self.stop_event.wait(0.05)
         except ResyncRequired as exc:
-            self.resync_required = str(exc)
             self._require("change-stream-broken", sorted(self.disks), str(exc))
             log.error("replication stopped: resynchronisation required: %s", exc)
             self._idle_until_resync()
@@ -265,7 +262,7 @@ class Replicator:
         known = self.state.data.setdefault("disk_sizes", {})
         grown = disk_filter.STATE.take_resized()
         for index in self.disks:
-            size = self._disk(index).size
+            size = self.disk(index).size
             if str(index) not in known:
                 known[str(index)] = size
             elif size > known[str(index)]:
@@ -274,7 +271,7 @@ class Replicator:
 
     def record_disk_sizes(self) -> None:
         """What the replica's disks now match (after the initial copy or a resync)."""
-        self.state.data["disk_sizes"] = {str(i): self._disk(i).size for i in self.disks}
+        self.state.data["disk_sizes"] = {str(i): self.disk(i).size for i in self.disks}
 
     def _stream_broken(self, journal) -> bool:
         if journal.overflowed:
@@ -325,9 +322,6 @@ class Replicator:
         """Send nothing more (a new setting restarts the replicator)."""
         self._final_done.set()  # a clean shutdown has nothing to wait for
         self.stop_event.wait()
-
-    def disk(self, index: int):
-        return self._disk(index)
 
     def note_sent(self) -> None:
         """Something just reached the process server (no freshness marker is due)."""
@@ -400,19 +394,19 @@ class Replicator:
         self.outbox.done(path)
 
     # -- initial replication ----------------------------------------------------------------
-    def _disk(self, index: int):
+    def disk(self, index: int):
         return disk_filter.STATE.disks[index]
 
     def _send_plan(self) -> None:
         self.record_disk_sizes()
         disks = []
         for index, d in sorted(self.disks.items()):
-            extents = self._disk(index).allocated_extents()
+            extents = self.disk(index).allocated_extents()
             disks.append(
                 {
                     "index": index,
                     "disk_id": d["disk_id"],
-                    "size": self._disk(index).size,
+                    "size": self.disk(index).size,
                     "allocated": sum(length for _, length in extents),
                 }
             )
@@ -430,7 +424,7 @@ class Replicator:
         self.state.save()
 
     def _initial_copy(self, index: int) -> None:
-        disk = self._disk(index)
+        disk = self.disk(index)
         progress = self.state.data["ir"].setdefault(
             str(index), {"next_offset": 0, "seq": 0, "done": False, "bytes": 0}
         )
@@ -522,7 +516,7 @@ class Replicator:
                 f"{self.stream_base}-{index}",
                 index,
                 entries,
-                self._disk(index).size,
+                self.disk(index).size,
                 captured,
             )
             if message is not None:

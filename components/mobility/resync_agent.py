@@ -258,22 +258,10 @@ class ResyncRun:
             stop = first + engine.BATCH_BLOCKS
             their_sums = self._replica_batch(index, first) if first in theirs else {}
             counters.checksum_bytes += len(their_sums) * (4 + engine.DIGEST_SIZE)
-            before = source.bytes_read
-            ours = source.batch(first, stop)
-            counters.source_scanned += source.bytes_read - before
-            diff = engine.compare(ours, their_sums)
-            counters.differing_bytes += (len(diff.send) + len(diff.clear)) * block
-            records = []
-            for b in diff.send:
-                offset = b * block
-                data = disk.read(offset, min(block, disk.size - offset))
-                records.append(wire.Record(offset, data))
-            for b in diff.clear:  # the replica has data where the source has a hole: zeros
-                offset = b * block
-                if offset < disk.size:
-                    records.append(wire.Record(offset, bytes(min(block, disk.size - offset))))
-            counters.blocks_sent += len(diff.send)
-            counters.blocks_cleared += len(diff.clear)
+            payload, clears = engine.batch_difference(source, their_sums, first, stop, counters)
+            records = [wire.Record(offset, data) for offset, data in payload]
+            # The replica has data where the source has a hole: zeros.
+            records += [wire.Record(o, bytes(min(block, disk.size - o))) for o in clears]
             for record in records:
                 if pending and pending_bytes + len(record.data) > CHUNK:
                     counters.sent_bytes += self._ship(stream, index, pending, progress, False)

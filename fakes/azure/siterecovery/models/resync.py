@@ -83,20 +83,25 @@ def check_repair(vault, doc: dict) -> None:
 
 def start_repair(vault, doc: dict, automatic: bool = False) -> dict:
     """Start the Resynchronize job of one item (the API's and the scheduler's way in)."""
+    trigger = "Automatic" if automatic else "Manual"
+    return _start(vault, doc, REPAIR_JOB, {"automatic": automatic}, ResyncTrigger=trigger)
+
+
+def _item_input(doc: dict) -> dict:
+    return {"fabric": doc["fabric"], "container": doc["container"], "item": doc["name"]}
+
+
+def _start(vault, doc: dict, kind: str, extra: dict, **affected) -> dict:
+    """A job on one protected item (its input names the item)."""
     path = vault.scope.protected_item(doc["fabric"], doc["container"], doc["name"])
     return vault.jobs.start(
-        REPAIR_JOB,
-        input={
-            "fabric": doc["fabric"],
-            "container": doc["container"],
-            "item": doc["name"],
-            "automatic": automatic,
-        },
+        kind,
+        input={**_item_input(doc), **extra},
         target_id=path,
         target_name=doc["friendlyName"],
         result_path=path,
         fabric=doc["fabric"],
-        affected={**AFFECTED, "ResyncTrigger": "Automatic" if automatic else "Manual"},
+        affected={**AFFECTED, **affected},
     )
 
 
@@ -260,21 +265,7 @@ def check_resolve(doc: dict, body) -> list[str]:
 
 
 def start_resolve(vault, doc: dict, error_ids: list[str]) -> dict:
-    path = vault.scope.protected_item(doc["fabric"], doc["container"], doc["name"])
-    return vault.jobs.start(
-        RESOLVE_JOB,
-        input={
-            "fabric": doc["fabric"],
-            "container": doc["container"],
-            "item": doc["name"],
-            "healthErrorIds": error_ids,
-        },
-        target_id=path,
-        target_name=doc["friendlyName"],
-        result_path=path,
-        fabric=doc["fabric"],
-        affected=dict(AFFECTED),
-    )
+    return _start(vault, doc, RESOLVE_JOB, {"healthErrorIds": error_ids})
 
 
 def _on_create_resolve(vault, job, db) -> None:

@@ -55,13 +55,18 @@ class IrPlan:
         }
 
 
-def parse_plan(data: bytes | str | dict) -> IrPlan:
+def _document(data: bytes | str | dict, kind: str) -> dict:
     try:
         doc = data if isinstance(data, dict) else json.loads(data)
     except ValueError as exc:
-        raise InvalidPlan(f"the plan is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("kind") != "ir-plan":
-        raise InvalidPlan("the plan's kind is not 'ir-plan'")
+        raise InvalidPlan(f"the {kind} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != kind:
+        raise InvalidPlan(f"the plan's kind is not '{kind}'")
+    return doc
+
+
+def parse_plan(data: bytes | str | dict) -> IrPlan:
+    doc = _document(data, "ir-plan")
     try:
         disks = tuple(
             PlanDisk(int(d["index"]), str(d["disk_id"]), int(d["size"]), int(d["allocated"]))
@@ -111,12 +116,7 @@ class ResyncPlan:
 
 
 def parse_resync_plan(data: bytes | str | dict) -> ResyncPlan:
-    try:
-        doc = data if isinstance(data, dict) else json.loads(data)
-    except ValueError as exc:
-        raise InvalidPlan(f"the resync plan is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("kind") != "rs-plan":
-        raise InvalidPlan("the plan's kind is not 'rs-plan'")
+    doc = _document(data, "rs-plan")
     try:
         plan = ResyncPlan(
             str(doc["vm_id"]),

@@ -32,10 +32,10 @@ class ResyncView:
     transitions: dict = field(default_factory=dict)  # what the events signature records
 
 
-def _by_disk_id(vm: VmReplication, entries: dict) -> dict[str, dict]:
-    """Per-disk entries keyed by disk id (an index key is mapped through the seed disks)."""
+def _disk_id(vm: VmReplication, key) -> str:
+    """A disk named by its id, or by its index (mapped through the seed disks)."""
     ids = {str(s.index): s.disk_id for s in vm.seeds.values()}
-    return {ids.get(str(k), str(k)): v for k, v in (entries or {}).items()}
+    return ids.get(str(key), str(key))
 
 
 def view(vm: VmReplication, item, now: float, point_made: bool, *, service: str) -> ResyncView:
@@ -48,11 +48,8 @@ def view(vm: VmReplication, item, now: float, point_made: bool, *, service: str)
     out.resyncing = state == "Running" or (
         vm.generation > 0 and not point_made and state != "Failed"
     )
-    counters = _by_disk_id(vm, report.get("disks"))
-    required_disks = {
-        {str(s.index): s.disk_id for s in vm.seeds.values()}.get(str(d), str(d))
-        for d in (required or {}).get("disks", [])
-    }
+    counters = {_disk_id(vm, k): v for k, v in (report.get("disks") or {}).items()}
+    required_disks = {_disk_id(vm, d) for d in (required or {}).get("disks", [])}
     waiting = bool(required) and state != "Running"
     for seed in vm.seeds.values():
         fields = {
@@ -93,40 +90,45 @@ def view(vm: VmReplication, item, now: float, point_made: bool, *, service: str)
         percents = [d.get("resync_progress_percentage", 0) for d in out.disks.values()]
         out.percent = sum(percents) // max(1, len(percents))
     resolved = item.resolved_errors or {}
-    if waiting:
-        code = required.get("code") or RESYNC_REQUIRED
-        error_id = f"{code}-{vm.vm_id}-{int(required.get('since') or 0)}"
-        out.transitions["required"] = error_id
+
+    def raise_error(kind: str, error_id: str, code: str, message: str, cause, action, since):
+        out.transitions[kind] = error_id  # an event once, resolved or not
         if error_id not in resolved:
             out.errors.append(
                 health_error(
                     code,
-                    f"Resynchronization of {item.vm_name} is required: {required.get('message')}",
+                    message,
                     level="Error",
                     source=service,
-                    possible_causes=required.get("message"),
-                    recommended_action="Resynchronize the machine (repairReplication), or wait "
-                    "for the automatic resync in the off-hours window.",
-                    created=required.get("since"),
+                    possible_causes=cause,
+                    recommended_action=action,
+                    created=since,
                     error_id=error_id,
                 )
             )
+
+    if waiting:
+        code = required.get("code") or RESYNC_REQUIRED
+        raise_error(
+            "required",
+            f"{code}-{vm.vm_id}-{int(required.get('since') or 0)}",
+            code,
+            f"Resynchronization of {item.vm_name} is required: {required.get('message')}",
+            required.get("message"),
+            "Resynchronize the machine (repairReplication), or wait for the automatic resync "
+            "in the off-hours window.",
+            required.get("since"),
+        )
     if state == "Failed":
-        error_id = f"{RESYNC_FAILED}-{vm.vm_id}-{generation}"
-        out.transitions["failed"] = error_id
-        if error_id not in resolved:
-            out.errors.append(
-                health_error(
-                    RESYNC_FAILED,
-                    f"The resync of {item.vm_name} failed: {report.get('error')}",
-                    level="Error",
-                    source=service,
-                    possible_causes=report.get("error"),
-                    recommended_action="Fix the cause, then resynchronize again.",
-                    created=report.get("finished_at"),
-                    error_id=error_id,
-                )
-            )
+        raise_error(
+            "failed",
+            f"{RESYNC_FAILED}-{vm.vm_id}-{generation}",
+            RESYNC_FAILED,
+            f"The resync of {item.vm_name} failed: {report.get('error')}",
+            report.get("error"),
+            "Fix the cause, then resynchronize again.",
+            report.get("finished_at"),
+        )
     if vm.generation > 0 and point_made:
         out.transitions["completed"] = vm.generation
     return out

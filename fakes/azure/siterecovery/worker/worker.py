@@ -659,14 +659,15 @@ class SiteRecoveryWorker:
         for prefix in stale:
             count = self.cache.delete_prefix(prefix)
             log.info("deleted %d stale log(s) of %s (%s)", count, vm.vm_id, prefix)
-        # The resync's checksums, once no agent will read them again.
+        # The resync's checksums, once no agent will read them again (a VM that never
+        # resynced has none: retiring an epoch deletes its own).
+        if not vm.generation:
+            return
         passes = [
-            s
-            for s in self.progress.streams(vm.vm_id, vm.epoch)
-            if s["initial"]
-            and s["stream"] in {names.pass_stream(vm.epoch, i, vm.generation) for i in vm.indexes}
+            self.progress.stream(vm.vm_id, names.pass_stream(vm.epoch, i, vm.generation))
+            for i in vm.indexes
         ]
-        keep = not passes or not all(s["done"] for s in passes)
+        keep = not all(p and p["done"] for p in passes)
         for prefix in resync_side.stale_sums_prefixes(self.cache, vm, keep_current=keep):
             self.cache.delete_prefix(prefix)
 
